@@ -1,0 +1,1 @@
+"""painbattery's upload service (FastAPI), job worker and camera-rig hooks."""
