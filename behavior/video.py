@@ -17,8 +17,8 @@ from typing import Any
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 __all__ = [
     "ROI",
@@ -130,7 +130,7 @@ def _open_capture(path: Path) -> cv2.VideoCapture:
         cap.release()
         kind = _container_kind(path)
         if kind is None:
-            raise VideoError(f"{path}: not a video (expected an MP4, AVI, MKV or other video container, got other content)")
+            raise VideoError(f"{path}: not a video (expected an MP4, AVI, MKV or other container, got other content)")
         raise VideoError(f"{path}: corrupt or truncated {kind} file (the container cannot be opened)")
     return cap
 

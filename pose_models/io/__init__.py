@@ -187,4 +187,4 @@ def save_poses(ds: xr.Dataset, path: str | Path, *, format: str | None = None) -
 
 
 # Format modules register themselves on import.
-from pose_models.io import dlc, netcdf, sleap  # noqa: E402, F401
+from pose_models.io import dlc, netcdf, nwb, sleap  # noqa: E402, F401

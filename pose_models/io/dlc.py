@@ -212,7 +212,10 @@ def save_dlc(ds: xr.Dataset, path: Path) -> None:
     """Write Poses as a DeepLabCut ``.h5`` (key ``df_with_missing``, table format) or ``.csv``."""
     df = poses_to_dataframe(ds)
     if path.suffix.lower() == ".h5":
-        df.to_hdf(path, key=H5_KEY, format="table", mode="w")
+        # As DeepLabCut does: predictions in table format, labelled data (whose index may be a
+        # three-level MultiIndex, which table format cannot hold with MultiIndex columns) in fixed format.
+        fmt = "fixed" if ds.attrs.get("kind") == "labels" else "table"
+        df.to_hdf(path, key=H5_KEY, format=fmt, mode="w")
     else:
         df.to_csv(path)
 

@@ -1,6 +1,6 @@
-"""SLEAP ``.slp`` / ``.pkg.slp`` / ``.analysis.h5`` and NWB (ndx-pose) files, through sleap-io.
+"""SLEAP ``.slp`` / ``.pkg.slp`` / ``.analysis.h5`` files, through sleap-io.
 
-All three go through a sleap-io ``Labels`` object: :func:`labels_to_poses` and :func:`poses_to_labels`
+Both go through a sleap-io ``Labels`` object: :func:`labels_to_poses` and :func:`poses_to_labels`
 are the two conversions, and each file format is only a sleap-io load/save call around them.
 
 Conventions: tracks are individuals (untracked instances are numbered in frame order); where a frame
@@ -221,31 +221,6 @@ def save_analysis_h5(ds: xr.Dataset, path: Path) -> None:
     sio.save_analysis_h5(poses_to_labels(ds), str(path), all_frames=False)
 
 
-def load_nwb(path: Path, *, fps: float | None = None) -> xr.Dataset:
-    """Read an NWB file with ndx-pose pose estimation or training data."""
-    import sleap_io as sio
-
-    if not h5py.is_hdf5(path):
-        raise PoseFileError(f"{path}: expected an NWB (HDF5) file, got another file")
-    return labels_to_poses(sio.load_nwb(str(path)), path, fps=fps)
-
-
-def save_nwb(ds: xr.Dataset, path: Path) -> None:
-    """Write an NWB file with ndx-pose (PoseEstimation for predictions, PoseTraining for labels)."""
-    import sleap_io as sio
-
-    if "image" in ds.coords:
-        # sleap-io 0.9.5 writes NWB training data (PoseTraining + an ImageSeries of the labelled
-        # images) but its reader cannot open what it wrote (it passes the h5py dataset of image paths
-        # as one file name), so such a file would not round-trip: refuse rather than write it.
-        raise PoseFileError(
-            "NWB training data (labelled images) cannot be round-tripped with sleap-io 0.9.5; "
-            "save a labelled-frame set as .slp, .h5, .csv or .nc"
-        )
-    labels_kind = ds.attrs.get("kind") == "labels"
-    sio.save_nwb(poses_to_labels(ds), str(path), nwb_format="annotations" if labels_kind else "predictions")
-
-
 register_format("slp", (".slp", ".pkg.slp"), "a SLEAP .slp file", load=load_slp, save=save_slp)
 register_format(
     "sleap_analysis_h5",
@@ -255,4 +230,3 @@ register_format(
     save=save_analysis_h5,
     sniff=_sniff_analysis_h5,
 )
-register_format("nwb", (".nwb",), "an NWB (ndx-pose) file", load=load_nwb, save=save_nwb)

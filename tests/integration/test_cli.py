@@ -1,0 +1,108 @@
+"""The installed ``painbattery`` command, run as a user would (subprocesses)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from behavior.video import write_video
+from pose_models.io import load_poses, save_poses
+from tests.fixtures.poses import random_predictions
+
+BIN = Path(sys.executable).parent / "painbattery"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_bad_input(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("painbattery ")
+
+
+def test_import_behavior_does_not_import_torch():
+    code = (
+        "import sys, behavior, behavior.session, behavior.video, pose_models, pose_models.io; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_info_on_a_video_and_a_pose_file(tmp_path):
+    video = write_video(tmp_path / "v.mp4", np.zeros((12, 64, 80, 3), np.uint8), fps=15)
+    result = run("info", str(video), "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"n_frames": 12' in result.stdout and '"width": 80' in result.stdout
+    poses = save_poses(random_predictions(n_frames=9, n_keypoints=2), tmp_path / "p.h5")
+    result = run("info", str(poses), "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"frames": 9' in result.stdout and '"kp1"' in result.stdout
+
+
+def test_info_on_truncated_and_fake_videos_exits_2_with_one_line(tmp_path):
+    video = write_video(tmp_path / "v.mp4", np.random.default_rng(0).integers(0, 255, (40, 64, 80, 3), np.uint8), 15)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    assert_bad_input(run("info", str(truncated)), "truncated.mp4", "truncated")
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is a text file\n")
+    assert_bad_input(run("info", str(fake)), "notes.mp4", "not a video")
+    assert_bad_input(run("info", str(tmp_path / "absent.h5")), "not found")
+    (tmp_path / "table.xlsx").write_bytes(b"PK\x03\x04")
+    assert_bad_input(run("info", str(tmp_path / "table.xlsx")), "expected a pose file ending in one of")
+
+
+def test_pose_convert_round_trip_and_bad_output(tmp_path):
+    ds = random_predictions(n_frames=20, n_keypoints=3)
+    src = save_poses(ds, tmp_path / "in.h5")
+    result = run("pose", "convert", str(src), str(tmp_path / "out.slp"))
+    assert result.returncode == 0, result.stderr
+    result = run("pose", "convert", str(tmp_path / "out.slp"), str(tmp_path / "back.h5"))
+    assert result.returncode == 0, result.stderr
+    back = load_poses(tmp_path / "back.h5")
+    np.testing.assert_allclose(back["position"].values, ds["position"].values, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(back["confidence"].values, ds["confidence"].values, atol=1e-6, equal_nan=True)
+    assert_bad_input(run("pose", "convert", str(src), str(tmp_path / "out.docx")), "out.docx")
+    assert not (tmp_path / "out.docx").exists()
+    assert_bad_input(run("pose", "convert", str(src), str(src)), "different from the input")
+
+
+def test_usage_errors_exit_2():
+    result = run("pose", "convert")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.realdata
+def test_convert_shared_dlc_files_to_slp_and_back(shared_data, tmp_path):
+    files = [
+        shared_data / "dlc-examples/examples/openfield-Pranav-2018-10-30/labeled-data/m4s1/CollectedData_Pranav.h5",
+        shared_data / "bsoid/yttri-bottomup_dlc-model/examples"
+        / "raw_clip1DLC_resnet50_OpenFieldHighResApr8shuffle1_1030000.h5",
+    ]
+    for src in files:
+        slp, back = tmp_path / f"{src.stem}.slp", tmp_path / f"{src.stem}.back.h5"
+        assert run("pose", "convert", str(src), str(slp)).returncode == 0
+        result = run("pose", "convert", str(slp), str(back))
+        assert result.returncode == 0, result.stderr
+        a, b = load_poses(src), load_poses(back)
+        assert list(a["keypoints"].values) == list(b["keypoints"].values)
+        np.testing.assert_allclose(a["position"].values, b["position"].values, atol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(a["confidence"].values, b["confidence"].values, atol=1e-6, equal_nan=True)
