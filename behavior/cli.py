@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -139,7 +138,11 @@ def simulate(
 ) -> None:
     """Write synthetic-rig clips: video, ground-truth poses (.h5) and session sidecar (.json) per clip."""
     from behavior import synthetic
+    from behavior.provenance import write_provenance
 
+    if assay != "study" and assay not in synthetic.SIMULATORS:
+        known = ", ".join(["study", *sorted(synthetic.SIMULATORS)])
+        raise ValueError(f"unknown assay {assay!r}, expected one of {known}")
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar() as progress:
         task = progress.add_task(f"simulating {assay}", total=None)
@@ -151,11 +154,11 @@ def simulate(
             manifest = synthetic.simulate_study(out, seed=seed, animals_per_group=animals_per_group, progress=report)
             console.print(f"wrote study manifest {manifest}")
         else:
-            if assay not in synthetic.SIMULATORS:
-                known = ", ".join(["study", *sorted(synthetic.SIMULATORS)])
-                raise ValueError(f"unknown assay {assay!r}, expected one of {known}")
             sidecars = synthetic.simulate(assay, out, n_clips=n_clips, seed=seed, progress=report)
             console.print(f"wrote {len(sidecars)} {assay} clip(s) to {out}")
+    config = {"assay": assay, "n_clips": n_clips, "seed": seed, "animals_per_group": animals_per_group}
+    outputs = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
+    write_provenance(out, command=f"simulate {assay}", config=config, outputs=outputs)
 
 
 @app.command()
@@ -165,6 +168,7 @@ def demo(
 ) -> None:
     """Simulate a small CCI + MSC study on the synthetic rig and show what it holds."""
     from behavior import synthetic
+    from behavior.provenance import write_provenance
     from behavior.session import read_manifest
     from behavior.video import probe_video
 
@@ -173,31 +177,37 @@ def demo(
     with progress_bar() as progress:
         task = progress.add_task("simulating study", total=None)
         manifest = synthetic.simulate_study(
-            study_dir, seed=seed, progress=lambda d, t: progress.update(task, completed=d, total=t)
+            study_dir,
+            seed=seed,
+            n_jobs=min(2, os.cpu_count() or 1),
+            progress=lambda d, t: progress.update(task, completed=d, total=t),
         )
     sessions = read_manifest(manifest)
-    per_assay = Counter(s.assay for s in sessions)
-    table = Table(title=f"simulated study: {manifest}", title_justify="left")
-    for col in ("assay", "domain", "sessions", "groups", "timepoints", "frames/clip", "size"):
+    outputs = sorted(p for p in study_dir.rglob("*") if p.is_file() and p.name != "provenance.json")
+    write_provenance(study_dir, command="demo", config={"seed": seed}, outputs=outputs)
+    groups = sorted({s.group for s in sessions})
+    timepoints = list(dict.fromkeys(s.timepoint for s in sessions))
+    console.print(
+        f"simulated study [bold]{manifest}[/bold]: {len(sessions)} sessions, "
+        f"{len({s.animal_id for s in sessions})} animals, groups {', '.join(groups)}, "
+        f"timepoints {', '.join(timepoints)}"
+    )
+    table = Table(title_justify="left")
+    for col in ("assay", "domain", "sessions", "frames", "size", "fps"):
         table.add_column(col)
-    for assay in sorted(per_assay):
+    for assay in sorted({s.assay for s in sessions}):
         these = [s for s in sessions if s.assay == assay]
-        video = next((s.video for s in these if s.video), None)
-        vinfo = probe_video(video) if video else None
+        vinfo = probe_video(these[0].video) if these[0].video else None
         table.add_row(
             assay,
             these[0].domain,
-            str(per_assay[assay]),
-            ", ".join(sorted({s.group for s in these})),
-            ", ".join(dict.fromkeys(s.timepoint for s in these)),
+            str(len(these)),
             str(vinfo.n_frames) if vinfo else "-",
             f"{vinfo.width}x{vinfo.height}" if vinfo else "-",
+            f"{these[0].fps:g}",
         )
     console.print(table)
-    console.print(
-        f"{len(sessions)} sessions, {len({s.animal_id for s in sessions})} animals. "
-        "Scoring this study end to end arrives with the battery (painbattery score)."
-    )
+    console.print("Scoring this study end to end arrives with the battery (painbattery score).")
 
 
 # ------------------------------------------------------------------------------------------ entry

@@ -106,3 +106,21 @@ def test_convert_shared_dlc_files_to_slp_and_back(shared_data, tmp_path):
         assert list(a["keypoints"].values) == list(b["keypoints"].values)
         np.testing.assert_allclose(a["position"].values, b["position"].values, atol=1e-6, equal_nan=True)
         np.testing.assert_allclose(a["confidence"].values, b["confidence"].values, atol=1e-6, equal_nan=True)
+
+
+def test_simulate_writes_clips_sidecars_and_provenance(tmp_path):
+    result = run("simulate", "hargreaves", "--out", str(tmp_path / "sim"), "--n-clips", "2", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in (tmp_path / "sim").iterdir())
+    stems = sorted({name.split(".")[0] for name in files if name.endswith(".mp4")})
+    assert len(stems) == 2
+    for stem in stems:
+        for ext in (".mp4", ".h5", ".json", ".truth.json"):
+            assert f"{stem}{ext}" in files
+    assert "provenance.json" in files
+    info = run("info", str(tmp_path / "sim" / f"{stems[0]}.mp4"), "--json")
+    assert info.returncode == 0 and '"width": 160' in info.stdout
+
+
+def test_simulate_unknown_assay_exits_2_naming_the_known_ones(tmp_path):
+    assert_bad_input(run("simulate", "hargreves", "--out", str(tmp_path)), "hargreves", "hargreaves", "study")

@@ -1,0 +1,331 @@
+"""Gait: a bottom-up (CatWalk / fTIR-like) view of a mouse walking left to right across a walkway.
+
+Physics of the ground truth
+---------------------------
+The body moves at a constant ``speed_mm_s``. Each paw ``p`` repeats a cycle of duration
+``T_p = stride_length_mm[p] / speed_mm_s``: a stance of ``stance_duration_s[p]`` (the paw is
+stationary on the glass; its keypoint does not move by a single bit) then a swing of ``T_p - stance``
+during which it moves forward by exactly one stride along a smooth (zero end-velocity) profile. Stance
+``k`` of paw ``p`` starts at ``t = (k + phase_offset[p] + g) * T_p``, ``g`` being a start phase drawn
+from the seed; the paw lands where its girdle will be at mid-stance (``fore_ahead_mm`` ahead of /
+``hind_behind_mm`` behind the body centre), so consecutive stance positions are exactly
+``stride_length_mm`` apart and each paw keeps pace with the body. The default phase offsets make a
+trot-like walk: the diagonal pairs (left_fore + right_hind, right_fore + left_hind) are in phase and
+the two pairs alternate (offset 0.5).
+
+Rendering: a dark glass floor, the body faintly lit, and for every paw in stance a bright ellipse of
+area ``print_area_mm2`` and grey level ``print_intensity`` (before blur and noise), long axis along the
+walk (``print_aspect`` = long / short axis), centred exactly on the paw keypoint. Paws in swing are
+drawn faint (below any print threshold). Frame ``i`` is in stance when its time ``i / fps`` falls in
+``[start, start + stance)``; ``truth`` lists those frame intervals.
+
+View: bottom-up (mirror image): walking towards +x, the animal's left paws appear at larger y.
+Keypoints outside the frame keep their exact positions but get confidence 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from behavior.synthetic.base import Clip, make_clip, register_simulator
+from behavior.synthetic.render import blotches, finish, grain, paint_capsule, paint_ellipse
+
+__all__ = ["GAIT_KEYPOINTS", "GAIT_SKELETON", "PAWS", "GaitParams", "simulate_gait"]
+
+PAWS = ("left_fore", "right_fore", "left_hind", "right_hind")
+GAIT_KEYPOINTS = ("snout", "left_fore", "right_fore", "left_hind", "right_hind", "tailbase")
+GAIT_SKELETON = (
+    ("snout", "left_fore"),
+    ("snout", "right_fore"),
+    ("left_fore", "left_hind"),
+    ("right_fore", "right_hind"),
+    ("left_hind", "tailbase"),
+    ("right_hind", "tailbase"),
+)
+
+PawValues = float | Mapping[str, float]
+
+DEFAULT_STRIDE_LENGTH_MM = {p: 50.0 for p in PAWS}
+DEFAULT_STANCE_DURATION_S = {p: 0.2 for p in PAWS}
+DEFAULT_PRINT_AREA_MM2 = {"left_fore": 10.0, "right_fore": 10.0, "left_hind": 14.0, "right_hind": 14.0}
+DEFAULT_PRINT_INTENSITY = {"left_fore": 170.0, "right_fore": 170.0, "left_hind": 200.0, "right_hind": 200.0}
+DEFAULT_PRINT_ASPECT = {"left_fore": 1.2, "right_fore": 1.2, "left_hind": 1.6, "right_hind": 1.6}
+#: Trot-like walk: diagonal pairs in phase, the two pairs half a cycle apart.
+DEFAULT_PHASE_OFFSET = {"left_fore": 0.0, "right_hind": 0.0, "right_fore": 0.5, "left_hind": 0.5}
+
+FLOOR_RGB = (14.0, 16.0, 19.0)
+BODY_RGB = (46.0, 27.0, 29.0)  # grey ~34: faint, below any print threshold
+BELLY_RGB = (54.0, 33.0, 35.0)
+SWING_PAW_RGB = (58.0, 40.0, 42.0)  # grey ~46
+#: Lowest print intensity accepted, so prints always stand out from the faint body.
+MIN_PRINT_INTENSITY = 80.0
+
+
+def _per_paw(name: str, value: PawValues, default: Mapping[str, float]) -> dict[str, float]:
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(PAWS))
+        if unknown:
+            raise ValueError(f"{name}: expected paw names from {list(PAWS)}, got {unknown}")
+        out = {p: float(value.get(p, default[p])) for p in PAWS}
+    else:
+        out = {p: float(value) for p in PAWS}
+    bad = {p: v for p, v in out.items() if not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"{name}: expected finite numbers, got {bad}")
+    return out
+
+
+@dataclass
+class GaitParams:
+    """Parameters of a gait clip. Per-paw values take a number (all paws) or a ``{paw: value}`` dict
+    (paws left out keep their default).
+
+    Attributes
+    ----------
+    stride_length_mm
+        Distance between consecutive stance positions of a paw.
+    stance_duration_s
+        Time a paw stays on the glass per cycle (< cycle = stride / speed); duty cycle follows.
+    print_area_mm2
+        Area of the rendered print (an ellipse).
+    print_intensity
+        Grey level of the print, 80-255.
+    print_aspect
+        Long / short axis of the print ellipse (long axis along the walk).
+    phase_offset
+        Start of the paw's stance within the cycle, as a fraction of the cycle in [0, 1).
+    speed_mm_s
+        Body speed.
+    px_per_mm, fps
+        Camera scale and frame rate.
+    duration_s
+        Clip length; ``None`` = one traverse: the snout enters at the left edge and the tail base
+        leaves at the right edge.
+    fore_ahead_mm, hind_behind_mm
+        Paw placement at mid-stance relative to the body centre (along the walk).
+    fore_base_mm, hind_base_mm
+        Base of support: lateral distance between the left and right paw of a girdle.
+    snout_ahead_mm, tailbase_behind_mm
+        Snout and tail base relative to the body centre.
+    frame_width_px, frame_height_px
+        Frame size (even numbers).
+    """
+
+    stride_length_mm: PawValues = field(default_factory=lambda: dict(DEFAULT_STRIDE_LENGTH_MM))
+    stance_duration_s: PawValues = field(default_factory=lambda: dict(DEFAULT_STANCE_DURATION_S))
+    print_area_mm2: PawValues = field(default_factory=lambda: dict(DEFAULT_PRINT_AREA_MM2))
+    print_intensity: PawValues = field(default_factory=lambda: dict(DEFAULT_PRINT_INTENSITY))
+    print_aspect: PawValues = field(default_factory=lambda: dict(DEFAULT_PRINT_ASPECT))
+    phase_offset: PawValues = field(default_factory=lambda: dict(DEFAULT_PHASE_OFFSET))
+    speed_mm_s: float = 150.0
+    px_per_mm: float = 2.5
+    fps: float = 60.0
+    duration_s: float | None = None
+    fore_ahead_mm: float = 22.0
+    hind_behind_mm: float = 18.0
+    fore_base_mm: float = 13.0
+    hind_base_mm: float = 20.0
+    snout_ahead_mm: float = 45.0
+    tailbase_behind_mm: float = 35.0
+    frame_width_px: int = 320
+    frame_height_px: int = 112
+
+    def __post_init__(self) -> None:
+        self.stride_length_mm = _per_paw("stride_length_mm", self.stride_length_mm, DEFAULT_STRIDE_LENGTH_MM)
+        self.stance_duration_s = _per_paw(
+            "stance_duration_s", self.stance_duration_s, DEFAULT_STANCE_DURATION_S
+        )
+        self.print_area_mm2 = _per_paw("print_area_mm2", self.print_area_mm2, DEFAULT_PRINT_AREA_MM2)
+        self.print_intensity = _per_paw("print_intensity", self.print_intensity, DEFAULT_PRINT_INTENSITY)
+        self.print_aspect = _per_paw("print_aspect", self.print_aspect, DEFAULT_PRINT_ASPECT)
+        self.phase_offset = _per_paw("phase_offset", self.phase_offset, DEFAULT_PHASE_OFFSET)
+        for name in ("speed_mm_s", "px_per_mm", "fps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"expected {name} > 0, got {getattr(self, name)}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ValueError(f"expected duration_s > 0 or None, got {self.duration_s}")
+        for p in PAWS:
+            stride, stance = self.stride_length_mm[p], self.stance_duration_s[p]
+            if stride <= 0 or stance <= 0:
+                raise ValueError(f"expected stride_length_mm and stance_duration_s > 0 for {p}, got "
+                                 f"{stride}, {stance}")
+            cycle = stride / self.speed_mm_s
+            if stance >= cycle:
+                raise ValueError(
+                    f"expected stance_duration_s[{p}] < cycle duration {cycle:.3f} s "
+                    f"(stride_length_mm / speed_mm_s), got {stance}"
+                )
+            if self.print_area_mm2[p] <= 0 or self.print_aspect[p] < 1:
+                raise ValueError(f"expected print_area_mm2 > 0 and print_aspect >= 1 for {p}, got "
+                                 f"{self.print_area_mm2[p]}, {self.print_aspect[p]}")
+            if not MIN_PRINT_INTENSITY <= self.print_intensity[p] <= 255:
+                raise ValueError(f"expected print_intensity in [{MIN_PRINT_INTENSITY:g}, 255] for {p}, "
+                                 f"got {self.print_intensity[p]}")
+            if not 0 <= self.phase_offset[p] < 1:
+                raise ValueError(f"expected phase_offset in [0, 1) for {p}, got {self.phase_offset[p]}")
+        if self.frame_width_px % 2 or self.frame_height_px % 2 or min(self.frame_width_px,
+                                                                      self.frame_height_px) < 16:
+            raise ValueError(f"expected even frame sizes >= 16 px, got {self.frame_width_px}x"
+                             f"{self.frame_height_px}")
+        half_width_mm = (self.frame_height_px - 1) / 2 / self.px_per_mm
+        if max(self.fore_base_mm, self.hind_base_mm) / 2 + 3 > half_width_mm:
+            raise ValueError(f"expected the base of support to fit the {2 * half_width_mm:.0f} mm wide "
+                             f"walkway, got fore {self.fore_base_mm} mm, hind {self.hind_base_mm} mm")
+
+    def print_axes_px(self, paw: str) -> tuple[float, float]:
+        """Semi-axes (long, short) of the paw's print ellipse in pixels."""
+        area_px = self.print_area_mm2[paw] * self.px_per_mm**2
+        aspect = self.print_aspect[paw]
+        return math.sqrt(area_px * aspect / math.pi), math.sqrt(area_px / (aspect * math.pi))
+
+
+@register_simulator("gait")
+def simulate_gait(params: GaitParams, rng: np.random.Generator) -> Clip:
+    """Simulate a walkway run (see the module docstring for the exact ground truth)."""
+    p = params
+    ppm = p.px_per_mm
+    w, h = p.frame_width_px, p.frame_height_px
+    body_len_mm = p.snout_ahead_mm + p.tailbase_behind_mm
+    duration = p.duration_s
+    if duration is None:
+        duration = (w / ppm + body_len_mm + 10.0) / p.speed_mm_s
+    n = max(round(duration * p.fps), 2)
+    t = np.arange(n) / p.fps
+    body0_mm = -5.0 - p.snout_ahead_mm  # the snout starts just outside the left edge
+    cy = (h - 1) / 2
+    start_phase = float(rng.uniform(0.0, 1.0))
+
+    def body_x_mm(time: np.ndarray | float) -> np.ndarray | float:
+        return body0_mm + p.speed_mm_s * time
+
+    pos = np.zeros((n, len(GAIT_KEYPOINTS), 2))
+    stance = {}
+    paw_truth: dict[str, Any] = {}
+    for paw in PAWS:
+        stride, S = p.stride_length_mm[paw], p.stance_duration_s[paw]
+        T = stride / p.speed_mm_s
+        shift = p.phase_offset[paw] + start_phase
+        k = np.floor(t / T - shift)
+        t_start = (k + shift) * T
+        tau = t - t_start
+        in_stance = tau < S
+        ahead = p.fore_ahead_mm if paw.endswith("fore") else -p.hind_behind_mm
+        x_stance = body_x_mm(t_start + S / 2) + ahead  # landing point of stance k
+        s = np.clip((tau - S) / (T - S), 0.0, 1.0)
+        x_mm = np.where(in_stance, x_stance, x_stance + stride * (s - np.sin(2 * np.pi * s) / (2 * np.pi)))
+        base = p.fore_base_mm if paw.endswith("fore") else p.hind_base_mm
+        y_px = cy + (base / 2 * ppm if paw.startswith("left") else -base / 2 * ppm)
+        j = GAIT_KEYPOINTS.index(paw)
+        pos[:, j, 0] = x_mm * ppm
+        pos[:, j, 1] = y_px
+        stance[paw] = in_stance
+        a, b = p.print_axes_px(paw)
+        intervals, positions, in_view = [], [], []
+        edges = np.diff(in_stance.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+        for s0, s1 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            x_px = float(pos[s0, j, 0])
+            intervals.append([int(s0), int(s1 - 1)])
+            positions.append([x_px, float(y_px)])
+            in_view.append(bool(x_px - a >= 0 and x_px + a <= w - 1))
+        paw_truth[paw] = {
+            "stride_length_mm": stride,
+            "stance_duration_s": S,
+            "swing_duration_s": T - S,
+            "cycle_duration_s": T,
+            "duty_cycle": S / T,
+            "print_area_mm2": p.print_area_mm2[paw],
+            "print_area_px": p.print_area_mm2[paw] * ppm**2,
+            "print_axes_px": [a, b],
+            "print_intensity": p.print_intensity[paw],
+            "phase_offset": p.phase_offset[paw],
+            "stance_intervals": intervals,
+            "stance_positions_px": positions,
+            "stance_in_view": in_view,
+        }
+    body_x_px = body_x_mm(t) * ppm
+    pos[:, GAIT_KEYPOINTS.index("snout")] = np.c_[body_x_px + p.snout_ahead_mm * ppm, np.full(n, cy)]
+    pos[:, GAIT_KEYPOINTS.index("tailbase")] = np.c_[body_x_px - p.tailbase_behind_mm * ppm, np.full(n, cy)]
+    _check_prints_apart(p, pos, stance)
+
+    frames = _render(p, rng, pos, stance, body_x_px)
+    visible = (pos[..., 0] >= -0.5) & (pos[..., 0] <= w - 0.5) & (pos[..., 1] >= -0.5) & (pos[..., 1] <= h - 0.5)
+    truth = {
+        "speed_mm_s": p.speed_mm_s,
+        "duration_s": n / p.fps,
+        "gait_pattern": "trot-like walk: diagonal pairs in phase (see phase_offsets)",
+        "phase_offsets": dict(p.phase_offset),
+        "start_phase": start_phase,
+        "view": "bottom-up mirror image, walking towards +x, the animal's left paws at larger y",
+        "base_of_support_mm": {"fore": p.fore_base_mm, "hind": p.hind_base_mm},
+        "paws": paw_truth,
+        "stance_rule": "frame i is in stance when i/fps lies in [start, start + stance_duration_s); "
+        "intervals are inclusive [start_frame, end_frame]",
+    }
+    return make_clip(
+        assay="gait",
+        frames=frames,
+        positions_px=pos,
+        keypoints=GAIT_KEYPOINTS,
+        skeleton=GAIT_SKELETON,
+        fps=p.fps,
+        px_per_mm=ppm,
+        truth=truth,
+        confidence=visible.astype(float),
+    )
+
+
+def _check_prints_apart(p: GaitParams, pos: np.ndarray, stance: dict[str, np.ndarray]) -> None:
+    """Raise if two prints on the glass at the same time would touch (their centroids would mix)."""
+    for i, pa in enumerate(PAWS):
+        for pb in PAWS[i + 1 :]:
+            both = stance[pa] & stance[pb]
+            if not both.any():
+                continue
+            ja, jb = GAIT_KEYPOINTS.index(pa), GAIT_KEYPOINTS.index(pb)
+            dist = np.hypot(*(pos[both, ja] - pos[both, jb]).T)
+            need = p.print_axes_px(pa)[0] + p.print_axes_px(pb)[0] + 2.0
+            if dist.min() < need:
+                raise ValueError(
+                    f"expected the prints of {pa} and {pb} to stay apart, got centres {dist.min():.1f} px "
+                    f"apart (need {need:.1f}); change stride_length_mm, fore_ahead_mm or hind_behind_mm"
+                )
+
+
+def _render(
+    p: GaitParams, rng: np.random.Generator, pos: np.ndarray, stance: dict[str, np.ndarray], body_x_px: np.ndarray
+) -> np.ndarray:
+    w, h, ppm = p.frame_width_px, p.frame_height_px, p.px_per_mm
+    cy = (h - 1) / 2
+    bg = np.empty((h, w, 3), np.float32)
+    bg[:] = FLOOR_RGB
+    bg += (blotches(rng, h, w, scale_px=24, amp=2.5) + grain(rng, h, w, 1.2))[:, :, None]
+    for y in (1, h - 2):  # the glowing edges of the glass plate
+        bg[y, :] = (40.0, 44.0, 48.0)
+    for _ in range(int(rng.integers(4, 10))):  # dust on the glass
+        paint_ellipse(bg, rng.uniform((0, 3), (w, h - 3)), rng.uniform(0.6, 1.6, 2), 0.0, (52, 54, 56), 0.8)
+    axes = {paw: p.print_axes_px(paw) for paw in PAWS}
+    paw_idx = {paw: GAIT_KEYPOINTS.index(paw) for paw in PAWS}
+    tail = GAIT_KEYPOINTS.index("tailbase")
+    frames = np.empty((len(body_x_px), h, w, 3), np.uint8)
+    for i, bx in enumerate(body_x_px):
+        img = bg.copy()
+        tx = pos[i, tail, 0]
+        paint_capsule(img, (tx, cy), (tx - 55 * ppm, cy + 2 * ppm), 2.2 * ppm, BODY_RGB, 0.6)
+        paint_ellipse(img, (bx + 36 * ppm, cy), (10 * ppm, 5.5 * ppm), 0.0, BODY_RGB)  # snout
+        paint_ellipse(img, (bx + 24 * ppm, cy), (12 * ppm, 9 * ppm), 0.0, BODY_RGB)  # head
+        paint_ellipse(img, (bx - 6 * ppm, cy), (31 * ppm, 12.5 * ppm), 0.0, BODY_RGB)  # trunk
+        paint_ellipse(img, (bx - 4 * ppm, cy), (24 * ppm, 8 * ppm), 0.0, BELLY_RGB, 0.5)
+        for paw in PAWS:
+            x, y = pos[i, paw_idx[paw]]
+            if stance[paw][i]:
+                level = p.print_intensity[paw]
+                paint_ellipse(img, (x, y), axes[paw], 0.0, (level, level, level))
+            else:
+                paint_ellipse(img, (x, y), (2.2 * ppm, 1.8 * ppm), 0.0, SWING_PAW_RGB, 0.9)
+        frames[i] = finish(img, rng)
+    return frames
