@@ -1,0 +1,229 @@
+"""Paw-withdrawal detection after a stimulus (Hargreaves heat, von Frey filament) from paw keypoints.
+
+For each stimulus onset the stimulated paw's keypoint is compared with its resting position (the
+median over a short window before the onset). The withdrawal is the first frame after the onset from
+which the paw stays displaced beyond a threshold for ``min_frames`` frames; the threshold is the
+larger of a fixed distance and a multiple of the resting jitter (robust SD), so tracking noise never
+reads as a withdrawal. Low-confidence points are dropped and short gaps interpolated first. A trial
+with no withdrawal before the cut-off is *censored* at the cut-off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from pydantic import BaseModel, ConfigDict, Field
+
+from behavior.session import Event, events_to_frame
+from pose_models.poses import drop_low_confidence, interpolate_gaps, validate_poses
+
+__all__ = ["TRIAL_COLUMNS", "WithdrawalParams", "WithdrawalTrial", "detect_withdrawal", "withdrawal_trials"]
+
+TRIAL_COLUMNS = (
+    "trial", "stimulus_time_s", "latency_s", "responded", "censored", "side", "paw", "intensity", "quality",
+)
+
+
+class WithdrawalParams(BaseModel):
+    """How a withdrawal is told from tracking jitter (``configs/assays/<assay>.yaml: withdrawal``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Points below this confidence are dropped.")
+    max_gap_frames: int = Field(3, ge=1, description="Tracking gaps up to this long are interpolated.")
+    baseline_s: float = Field(0.5, gt=0, description="Resting window before the onset.")
+    min_displacement_mm: float = Field(1.0, gt=0, description="Smallest withdrawal, when px_per_mm is known.")
+    min_displacement_px: float = Field(3.0, gt=0, description="Smallest withdrawal without a scale.")
+    noise_factor: float = Field(6.0, gt=0, description="Threshold >= this many resting-jitter SDs.")
+    min_frames: int = Field(2, ge=1, description="Frames the paw must stay beyond the threshold.")
+
+
+@dataclass(frozen=True)
+class WithdrawalTrial:
+    """The outcome of one stimulus."""
+
+    stimulus_frame: int
+    withdrawal_frame: int | None
+    latency_s: float
+    responded: bool
+    censored: bool
+    threshold_px: float
+    quality: str
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def detect_withdrawal(
+    track_px: np.ndarray,
+    fps: float,
+    stimulus_frame: int,
+    *,
+    window_s: float,
+    params: WithdrawalParams | None = None,
+    px_per_mm: float | None = None,
+) -> WithdrawalTrial:
+    """Find the withdrawal after one stimulus in a paw track.
+
+    Parameters
+    ----------
+    track_px
+        ``(n_frames, 2)`` paw positions in pixels, NaN where not tracked (already cleaned).
+    fps
+        Frames per second of the track.
+    stimulus_frame
+        Row of the stimulus onset.
+    window_s
+        How long after the onset a withdrawal counts (the cut-off, or the filament's application).
+    params
+        Detection parameters.
+    px_per_mm
+        Scale, so the fixed part of the threshold is ``min_displacement_mm``.
+
+    Returns
+    -------
+    WithdrawalTrial
+        ``latency_s`` is the time to withdrawal, or ``window_s`` (the censoring value) without one.
+        ``quality`` is ``ok``, ``no_baseline`` (paw not tracked before the onset; not scored),
+        or ``recording_ended`` (the video ends before the window does).
+    """
+    params = params or WithdrawalParams()
+    track = np.asarray(track_px, dtype=float)
+    n = len(track)
+    if not 0 <= stimulus_frame < n:
+        raise ValueError(f"expected a stimulus frame within the {n}-frame track, got {stimulus_frame}")
+    window_frames = max(math.floor(window_s * fps + 1e-9), 1)
+    end = stimulus_frame + window_frames
+    quality = "ok"
+    if end > n:
+        end, quality = n, "recording_ended"
+    base_start = max(0, stimulus_frame - max(round(params.baseline_s * fps), 1))
+    base = track[base_start : stimulus_frame + 1]
+    base = base[np.isfinite(base).all(axis=1)]
+    if len(base) == 0:
+        return WithdrawalTrial(stimulus_frame, None, float("nan"), False, False, float("nan"), "no_baseline")
+    rest = np.median(base, axis=0)
+    noise = _robust_sd(np.linalg.norm(base - rest, axis=1))
+    floor_px = params.min_displacement_mm * px_per_mm if px_per_mm else params.min_displacement_px
+    threshold = max(floor_px, params.noise_factor * noise)
+    after = track[stimulus_frame + 1 : end]
+    distance = np.linalg.norm(after - rest, axis=1)
+    beyond = np.nan_to_num(distance, nan=0.0) > threshold
+    k = params.min_frames
+    # first frame that starts a run of k frames beyond the threshold (a run cut short by the end of
+    # the window still counts if it reaches the end)
+    runs = np.convolve(beyond.astype(int), np.ones(k, dtype=int), mode="full")[k - 1 :]
+    needed = np.minimum(k, len(beyond) - np.arange(len(beyond)))
+    hits = np.flatnonzero(beyond & (runs >= needed))
+    if hits.size == 0:
+        censored = quality == "ok"
+        latency = window_s if censored else (end - stimulus_frame) / fps
+        return WithdrawalTrial(stimulus_frame, None, latency, False, True, threshold, quality)
+    first = int(hits[0])
+    frame = stimulus_frame + 1 + first
+    return WithdrawalTrial(stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok")
+
+
+def _paw_track(ds: xr.Dataset, keypoint: str, individual: str | None) -> np.ndarray:
+    if keypoint not in ds["keypoints"].values:
+        raise KeyError(f"expected a paw keypoint from {list(ds['keypoints'].values)}, got {keypoint!r}")
+    ind = individual if individual is not None else ds["individuals"].values[0]
+    return ds["position"].sel(keypoints=keypoint, individuals=ind).transpose("time", "space").values[:, :2]
+
+
+def withdrawal_trials(
+    poses: xr.Dataset,
+    events: Sequence[Event | dict] | pd.DataFrame,
+    *,
+    window_s: float,
+    paw: str | None = None,
+    paw_by_side: Mapping[str, str] | None = None,
+    params: WithdrawalParams | None = None,
+    px_per_mm: float | None = None,
+    fps: float | None = None,
+    individual: str | None = None,
+    onset_kind: str = "stimulus_on",
+) -> pd.DataFrame:
+    """Detect the withdrawal after every stimulus onset in ``events``.
+
+    Parameters
+    ----------
+    poses
+        Poses holding the paw keypoints.
+    events
+        Events (``time_s, kind, side, intensity``); rows of kind ``onset_kind`` are stimuli.
+    window_s
+        Response window after each onset (Hargreaves: the cut-off, default 20 s).
+    paw, paw_by_side
+        The stimulated paw's keypoint for every trial, or a keypoint per event ``side``.
+    fps
+        Frame rate, when the poses do not carry one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stimulus with :data:`TRIAL_COLUMNS`.
+
+    Raises
+    ------
+    ValueError
+        If there is no frame rate, no stimulus, a stimulus outside the recording, or no paw for a side.
+    """
+    validate_poses(poses)
+    fps = fps or poses.attrs.get("fps")
+    if not fps:
+        raise ValueError("expected the frame rate (fps) of the poses, got none: pass fps")
+    params = params or WithdrawalParams()
+    df = events if isinstance(events, pd.DataFrame) else events_to_frame(events)
+    if df.empty:
+        raise ValueError(f"expected stimulus events of kind {onset_kind!r}, got no events")
+    stimuli = df[df["kind"] == onset_kind].sort_values("time_s").reset_index(drop=True)
+    if stimuli.empty:
+        raise ValueError(f"expected stimulus events of kind {onset_kind!r}, got kinds {sorted(df['kind'].unique())}")
+    clean = interpolate_gaps(drop_low_confidence(poses, params.min_confidence), params.max_gap_frames)
+    frames = clean["frame"].values
+    if np.any(np.diff(frames) != 1):
+        raise ValueError("expected poses of every frame of the video, got a sparse frame set")
+    tracks: dict[str, np.ndarray] = {}
+    rows = []
+    for i, stim in stimuli.iterrows():
+        side = stim.get("side") if isinstance(stim.get("side"), str) else None
+        keypoint = paw or (paw_by_side or {}).get(side or "")
+        if keypoint is None:
+            raise ValueError(
+                f"stimulus {i + 1} at {stim['time_s']:g} s: expected a paw keypoint (--paw) or a side with a "
+                f"known paw ({dict(paw_by_side or {})}), got side {side!r}"
+            )
+        if keypoint not in tracks:
+            tracks[keypoint] = _paw_track(clean, keypoint, individual)
+        frame = round(stim["time_s"] * fps)
+        row = int(np.searchsorted(frames, frame))
+        if row >= len(frames) or frames[row] != frame:
+            raise ValueError(
+                f"stimulus {i + 1} at {stim['time_s']:g} s (frame {frame}) lies outside the tracked frames "
+                f"{frames[0]}-{frames[-1]}"
+            )
+        trial = detect_withdrawal(
+            tracks[keypoint], fps, row, window_s=window_s, params=params, px_per_mm=px_per_mm
+        )
+        intensity = stim.get("intensity")
+        rows.append({
+            "trial": i + 1,
+            "stimulus_time_s": float(stim["time_s"]),
+            "latency_s": trial.latency_s,
+            "responded": trial.responded,
+            "censored": trial.censored,
+            "side": side,
+            "paw": keypoint,
+            "intensity": float(intensity) if intensity is not None and pd.notna(intensity) else np.nan,
+            "quality": trial.quality,
+        })
+    return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))

@@ -1,0 +1,127 @@
+"""Withdrawal latency on synthetic-rig clips: within 2 frames of truth, censoring, no false withdrawals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from behavior.features.withdrawal import WithdrawalParams, detect_withdrawal, withdrawal_trials
+from behavior.synthetic import simulate_clip, write_clip
+from behavior.video import ROI, detect_light_switches
+
+PAWS = {"left": "left_hind", "right": "right_hind"}
+
+
+def noisy(ds, *, jitter_px: float, dropout: float, seed: int):
+    """The ground-truth poses with tracking jitter and random low-confidence frames, as a model gives."""
+    rng = np.random.default_rng(seed)
+    out = ds.copy(deep=True)
+    out["position"].values[:] += rng.normal(0, jitter_px, out["position"].shape)
+    conf = rng.uniform(0.7, 1.0, out["confidence"].shape)
+    conf[rng.random(conf.shape) < dropout] = 0.05
+    out["confidence"].values[:] = conf
+    return out
+
+
+@pytest.mark.parametrize("latency_s", [0.4, 1.3, 3.0, 7.7, 12.0, 19.0])
+def test_latency_within_two_frames_of_truth(latency_s):
+    clip = simulate_clip("hargreaves", seed=int(latency_s * 10), latencies_s=[latency_s], fps=15)
+    poses = noisy(clip.poses, jitter_px=0.6, dropout=0.05, seed=1)
+    trials = withdrawal_trials(
+        poses, clip.session.events, window_s=20.0, paw_by_side=PAWS, px_per_mm=clip.session.px_per_mm
+    )
+    truth = clip.truth["trials"][0]
+    assert len(trials) == 1
+    row = trials.iloc[0]
+    assert row["responded"] and not row["censored"]
+    assert abs(row["latency_s"] - truth["latency_s"]) <= 2 / 15 + 1e-9
+
+
+def test_several_trials_both_paws_and_censoring():
+    clip = simulate_clip(
+        "hargreaves", seed=3, latencies_s=[2.0, None, 5.0], trial_sides=["left", "right", "right"], cutoff_s=10.0
+    )
+    trials = withdrawal_trials(
+        noisy(clip.poses, jitter_px=0.5, dropout=0.03, seed=2),
+        clip.session.events,
+        window_s=10.0,
+        paw_by_side=PAWS,
+        px_per_mm=clip.session.px_per_mm,
+    )
+    assert trials["paw"].tolist() == ["left_hind", "right_hind", "right_hind"]
+    assert trials["censored"].tolist() == [False, True, False]
+    assert trials["latency_s"][1] == 10.0  # censored at the cut-off
+    for row, truth in zip(trials.itertuples(), clip.truth["trials"], strict=True):
+        if not truth["censored"]:
+            assert abs(row.latency_s - truth["latency_s"]) <= 2 / clip.session.fps + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_false_withdrawal_when_the_paw_never_moves(seed):
+    clip = simulate_clip("hargreaves", seed=seed, latencies_s=[None, None], trial_sides=["left", "right"], cutoff_s=8)
+    poses = noisy(clip.poses, jitter_px=1.0, dropout=0.15, seed=seed)
+    trials = withdrawal_trials(poses, clip.session.events, window_s=8.0, paw_by_side=PAWS)
+    assert not trials["responded"].any()
+    assert trials["censored"].all()
+
+
+def test_onsets_detected_from_the_heat_source_light_in_the_video(tmp_path):
+    latencies = [1.0, 4.0]
+    clip = simulate_clip("hargreaves", seed=7, latencies_s=latencies, trial_sides=["right", "left"])
+    paths = write_clip(clip, tmp_path)
+    onsets = []
+    for truth in clip.truth["trials"]:
+        events = detect_light_switches(paths["video"], ROI(*truth["roi"]))
+        onsets += [e for e in events if e["kind"] == "light_on" and abs(e["frame"] - truth["onset_frame"]) <= 1]
+    assert len(onsets) == 2
+    events = [
+        {"time_s": e["time_s"], "kind": "stimulus_on", "side": t["side"]}
+        for e, t in zip(onsets, clip.truth["trials"], strict=True)
+    ]
+    trials = withdrawal_trials(clip.poses, events, window_s=20.0, paw_by_side=PAWS)
+    for row, truth in zip(trials.itertuples(), clip.truth["trials"], strict=True):
+        assert abs(row.latency_s - truth["latency_s"]) <= 2 / clip.session.fps + 1e-9
+
+
+def test_von_frey_responses_from_video_match_the_planted_pattern():
+    clip = simulate_clip(
+        "von_frey", seed=2, filaments_g=[2.0, 4.0, 2.0, 4.0, 6.0, 4.0], responses=list("OXOOXX"), response_latency_s=0.3
+    )
+    trials = withdrawal_trials(
+        noisy(clip.poses, jitter_px=0.5, dropout=0.05, seed=4), clip.session.events, window_s=1.5, paw_by_side=PAWS
+    )
+    assert "".join("X" if r else "O" for r in trials["responded"]) == "OXOOXX"
+    assert trials["intensity"].tolist() == [2.0, 4.0, 2.0, 4.0, 6.0, 4.0]
+
+
+def test_untracked_paw_before_the_stimulus_is_reported_not_scored():
+    track = np.full((100, 2), np.nan)
+    track[60:] = 50.0
+    trial = detect_withdrawal(track, 30.0, 40, window_s=1.0)
+    assert trial.quality == "no_baseline" and not trial.responded and np.isnan(trial.latency_s)
+
+
+def test_recording_that_ends_before_the_window_is_flagged():
+    track = np.full((50, 2), 20.0)
+    trial = detect_withdrawal(track, 10.0, 30, window_s=20.0)
+    assert trial.censored and trial.quality == "recording_ended" and trial.latency_s == pytest.approx(2.0)
+
+
+def test_single_frame_glitch_is_not_a_withdrawal():
+    track = np.full((200, 2), 100.0) + np.random.default_rng(0).normal(0, 0.3, (200, 2))
+    track[120] += 40.0  # one mistracked frame
+    trial = detect_withdrawal(track, 30.0, 100, window_s=3.0, params=WithdrawalParams(min_frames=2))
+    assert not trial.responded
+
+
+def test_errors_name_the_problem():
+    clip = simulate_clip("hargreaves", seed=1, latencies_s=[2.0])
+    with pytest.raises(ValueError, match="expected a paw keypoint"):
+        withdrawal_trials(clip.poses, clip.session.events, window_s=20.0)
+    with pytest.raises(KeyError, match="got 'nose'"):
+        withdrawal_trials(clip.poses, clip.session.events, window_s=20.0, paw="nose")
+    with pytest.raises(ValueError, match="kinds \\['light_on'\\]"):
+        withdrawal_trials(clip.poses, [{"time_s": 1.0, "kind": "light_on"}], window_s=20.0, paw="left_hind")
+    late = [{"time_s": 999.0, "kind": "stimulus_on", "side": "left"}]
+    with pytest.raises(ValueError, match="outside the tracked frames"):
+        withdrawal_trials(clip.poses, late, window_s=20.0, paw_by_side=PAWS)
