@@ -6,13 +6,15 @@ strict pydantic model by the module that owns it; this module only finds and par
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "config_dir", "list_configs", "load_config"]
+__all__ = ["ConfigError", "apply_overrides", "config_dir", "list_configs", "load_config"]
 
 
 class ConfigError(ValueError):
@@ -54,3 +56,28 @@ def load_config(kind: str, name_or_path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping, got {type(data).__name__}")
     return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted ``key.sub=value`` overrides applied (values parsed as YAML).
+
+    Unknown keys are not checked here: the config's strict model rejects them with their name.
+
+    Raises
+    ------
+    ConfigError
+        If an override is not of the form ``key=value`` or walks into a non-mapping.
+    """
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"expected an override as key.sub=value, got {item!r}")
+        parts = key.strip().split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +26,7 @@ __all__ = [
     "Event",
     "ManifestError",
     "Session",
+    "events_from_ttl",
     "events_to_frame",
     "read_events",
     "read_manifest",
@@ -366,3 +368,38 @@ def read_manifest(path: str | Path, *, check_files: bool = True) -> list[Session
 def _resolve(base: Path, p: str) -> Path:
     q = Path(p)
     return q if q.is_absolute() else base / q
+
+
+def events_from_ttl(
+    path: str | Path, *, kind: str = "stimulus_on", side: Literal["left", "right"] | None = None
+) -> list[Event]:
+    """Stimulus onsets from a rig's TTL log: a CSV with ``time_s`` and a digital level column.
+
+    The level column is the first of ``value``, ``level``, ``ttl``, ``state``; each rise from 0 to a
+    non-zero level is an onset. A CSV with only ``time_s`` lists the onsets themselves.
+
+    Raises
+    ------
+    ManifestError
+        If the file has no ``time_s`` column or non-numeric values (with the line number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"TTL file not found: {path}")
+    df = pd.read_csv(path)
+    if "time_s" not in df.columns:
+        raise ManifestError(f"{path}: expected a time_s column, got {','.join(map(str, df.columns))}")
+    level_col = next((c for c in ("value", "level", "ttl", "state") if c in df.columns), None)
+    columns = ["time_s"] + ([level_col] if level_col else [])
+    numeric = df[columns].apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna().any(axis=1)
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise ManifestError(f"{path}: line {line}: expected numbers in {columns}")
+    if level_col is None:
+        times = numeric["time_s"].to_numpy()
+    else:
+        high = numeric[level_col].to_numpy() > 0
+        rises = np.flatnonzero(high & ~np.r_[False, high[:-1]])
+        times = numeric["time_s"].to_numpy()[rises]
+    return [Event(time_s=float(t), kind=kind, side=side) for t in np.sort(times)]

@@ -124,3 +124,43 @@ def test_simulate_writes_clips_sidecars_and_provenance(tmp_path):
 
 def test_simulate_unknown_assay_exits_2_naming_the_known_ones(tmp_path):
     assert_bad_input(run("simulate", "hargreves", "--out", str(tmp_path)), "hargreves", "hargreaves", "study")
+
+
+def test_evoked_updown_writes_thresholds_and_rejects_bad_sequences(tmp_path):
+    src = tmp_path / "responses.csv"
+    src.write_text(
+        "animal_id,paw,filament_g,response\n"
+        + "".join(f"r1,left,{g},{r}\n" for g, r in zip([2, 4, 2, 4, 6, 4], "OXOOXX", strict=True))
+        + "".join(f"r1,right,{g},{r}\n" for g, r in zip([2, 1, 0.6, 0.4], "1111", strict=True))
+    )
+    result = run("evoked", "updown", str(src), "--series", "chaplan8", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out" / "thresholds.csv").read_text().splitlines()
+    assert lines[0] == "animal_id,paw,threshold_g,pattern,flag"
+    animal, paw, threshold, pattern, flag = lines[1].split(",")
+    assert (animal, paw, pattern, flag) == ("r1", "left", "OXOOXX", "")
+    assert float(threshold) == pytest.approx(10 ** (4.56 - 0.169 * (5.18 - 3.61) / 7) / 1e4)
+    assert lines[2].endswith(",XXXX,all_responses")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("animal_id,paw,filament_g,response\nr1,left,2,O\nr1,left,3,X\n")
+    assert_bad_input(run("evoked", "updown", str(bad)), "filament 3 g is not in series chaplan8")
+    assert_bad_input(run("evoked", "updown", str(src), "--series", "chaplan9"), "unknown filaments config")
+
+
+def test_evoked_latency_from_a_simulated_clip(tmp_path):
+    from behavior.synthetic import simulate_clip, write_clip
+
+    clip = simulate_clip("hargreaves", seed=4, latencies_s=[2.0, None], trial_sides=["left", "left"], cutoff_s=6.0)
+    paths = write_clip(clip, tmp_path)
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "time_s,kind,side,intensity\n" + "".join(f"{e.time_s},{e.kind},{e.side},\n" for e in clip.session.events)
+    )
+    args = ["evoked", "latency", str(paths["pose"]), "--events", str(events), "--paw", "left_hind"]
+    result = run(*args, "--fps", "15", "--cutoff-s", "6", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(",") for line in (tmp_path / "out" / "trials.csv").read_text().splitlines()]
+    assert rows[0][:5] == ["trial", "stimulus_time_s", "latency_s", "responded", "censored"]
+    assert abs(float(rows[1][2]) - clip.truth["trials"][0]["latency_s"]) <= 2 / 15 + 1e-9
+    assert rows[1][3:5] == ["True", "False"] and rows[2][2:5] == ["6.0", "False", "True"]
+    assert_bad_input(run(*args, "--out", str(tmp_path / "o2")), "frame rate")

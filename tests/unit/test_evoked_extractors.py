@@ -1,0 +1,89 @@
+"""Session-level evoked extractors: ipsi/contra measures, von Frey from video, TTL onsets, configs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from behavior.features import EXTRACTORS
+from behavior.features.evoked import assay_config
+from behavior.features.von_frey import FilamentSeries, updown_threshold
+from behavior.session import ManifestError, events_from_ttl
+from behavior.synthetic import simulate_clip
+
+
+def test_hargreaves_ipsi_contra_latencies_and_censoring():
+    clip = simulate_clip(
+        "hargreaves",
+        seed=5,
+        latencies_s=[3.0, 9.0, 4.0, None],
+        trial_sides=["right", "left", "right", "left"],
+        cutoff_s=12.0,
+        session_fields={"side": "right"},
+    )
+    config = assay_config("hargreaves", ["cutoff_s=12"])
+    result = EXTRACTORS["hargreaves"](clip.poses, clip.session, config)
+    m = {x.measure: x for x in result.measures}
+    truth = {t["trial"]: t for t in clip.truth["trials"]}
+    ipsi = np.mean([truth[0]["latency_s"], truth[2]["latency_s"]])
+    contra = np.mean([truth[1]["latency_s"], 12.0])  # the censored trial counts at the cut-off
+    assert m["latency_ipsi_s"].value == pytest.approx(ipsi, abs=2 / 15)
+    assert m["latency_contra_s"].value == pytest.approx(contra, abs=2 / 15)
+    assert m["latency_contra_s"].quality == "censored 1/2" and m["latency_ipsi_s"].n == 2
+    assert m["latency_ipsi_minus_contra_s"].value == pytest.approx(ipsi - contra, abs=3 / 15)
+    assert len(result.tables["trials"]) == 4
+
+
+def test_hargreaves_onsets_from_the_light_when_the_session_has_no_events(tmp_path):
+    from behavior.synthetic import write_clip
+
+    clip = simulate_clip("hargreaves", seed=2, latencies_s=[5.0], session_fields={"side": "left"})
+    paths = write_clip(clip, tmp_path)
+    roi = clip.truth["roi_by_side"]
+    config = assay_config("hargreaves", [f"light_roi={{left: {roi['left']}, right: {roi['right']}}}"])
+    session = clip.session.model_copy(update={"events": []})
+    result = EXTRACTORS["hargreaves"](clip.poses, session, config, video=paths["video"])
+    m = {x.measure: x.value for x in result.measures}
+    assert m["latency_ipsi_s"] == pytest.approx(clip.truth["trials"][0]["latency_s"], abs=2 / 15)
+    with pytest.raises(ValueError, match="expected stimulus_on events"):
+        EXTRACTORS["hargreaves"](clip.poses, session, assay_config("hargreaves"))
+
+
+def test_von_frey_threshold_from_video_equals_the_up_down_of_the_planted_responses():
+    forces, responses = [2.0, 4.0, 2.0, 4.0, 6.0, 4.0], "OXOOXX"
+    clip = simulate_clip(
+        "von_frey", seed=1, filaments_g=forces, responses=list(responses), session_fields={"side": "left"}
+    )
+    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey", ["response_window_s=1.5"]))
+    m = {x.measure: x for x in result.measures}
+    expected = updown_threshold(forces, list(responses), FilamentSeries.load("chaplan8")).threshold_g
+    stimulated = "ipsi" if clip.truth["trials"][0]["side"] == "left" else "contra"
+    assert m[f"threshold_{stimulated}_g"].value == pytest.approx(expected)
+    assert m[f"threshold_{stimulated}_g"].quality.startswith("OXOOXX")
+
+
+def test_von_frey_unfinished_series_is_reported_not_raised():
+    clip = simulate_clip("von_frey", seed=1, filaments_g=[2.0, 4.0], responses=["O", "X"])
+    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey", ["response_window_s=1.5"]))
+    (measure,) = result.measures
+    assert math.isnan(measure.value) and "too few applications" in measure.quality
+
+
+def test_ttl_rising_edges_are_onsets(tmp_path):
+    path = tmp_path / "ttl.csv"
+    path.write_text("time_s,value\n0.0,0\n1.0,1\n1.5,1\n2.0,0\n7.25,5\n8,0\n")
+    assert [e.time_s for e in events_from_ttl(path, side="left")] == [1.0, 7.25]
+    (tmp_path / "bad.csv").write_text("time_s,value\n0,0\nx,1\n")
+    with pytest.raises(ManifestError, match="line 3"):
+        events_from_ttl(tmp_path / "bad.csv")
+
+
+def test_configs_reject_typos_and_bad_values():
+    with pytest.raises(ValueError, match="withdrawal.noise_factr: Extra inputs"):
+        assay_config("hargreaves", ["withdrawal.noise_factr=3"])
+    with pytest.raises(ValueError, match="cutoff_s"):
+        assay_config("hargreaves", ["cutoff_s=-1"])
+    with pytest.raises(ValueError, match="method"):
+        assay_config("von_frey", ["method=guess"])
