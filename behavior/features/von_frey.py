@@ -168,7 +168,11 @@ class UpDownResult:
 
 
 def updown_threshold(
-    filaments_g: Sequence[float], responses: Sequence[object], series: FilamentSeries
+    filaments_g: Sequence[float],
+    responses: Sequence[object],
+    series: FilamentSeries,
+    *,
+    n_after_change: int = N_AFTER_CHANGE,
 ) -> UpDownResult:
     """50 % withdrawal threshold by the up-down method (Chaplan 1994).
 
@@ -180,11 +184,15 @@ def updown_threshold(
         Response to each application: X/1 withdrawal, O/0 none.
     series
         The filament set used.
+    n_after_change
+        Applications after the first change of response (Chaplan: 4, Dixon's nominal N = 6; Dixon's
+        table also covers 0-3 for series stopped earlier).
 
     Returns
     -------
     UpDownResult
-        ``flag`` is ``""`` for a regular estimate, ``all_responses`` / ``no_responses`` for a bounded
+        ``flag`` is ``""`` for a regular estimate, ``nonstandard_start`` when the first filament is
+        not the series' start filament, ``all_responses`` / ``no_responses`` for a bounded
         series, ``capped_low`` / ``capped_high`` when the estimate fell outside the assigned bounds,
         ``extra_applications_ignored`` when applications followed the end of the series, and
         ``k_from_likelihood`` when the pattern is outside Dixon's table or the walk was held at the
@@ -195,8 +203,12 @@ def updown_threshold(
     SequenceError
         Unknown filament, a step that breaks the up-down rule, or too few applications.
     """
+    if not 0 <= n_after_change <= N_AFTER_CHANGE:
+        raise ValueError(f"expected 0-{N_AFTER_CHANGE} applications after the change, got {n_after_change}")
     idx, pattern = _walk(series, filaments_g, responses)
     flags: list[str] = []
+    if idx[0] != series.index_of(series.start_g):
+        flags.append("nonstandard_start")
     change = next((i for i, r in enumerate(pattern) if r != pattern[0]), None)
     if change is None:
         at_bottom = pattern[0] == "X" and idx[-1] == 0
@@ -204,16 +216,17 @@ def updown_threshold(
         if at_bottom or at_top:
             value = series.all_responses_g if at_bottom else series.no_responses_g
             flag = "all_responses" if at_bottom else "no_responses"
+            flag = ";".join([*flags, flag])
             return UpDownResult(value, pattern, flag, None, series.forces_g[idx[-1]], len(pattern))
         raise SequenceError(
             f"too few applications: {len(pattern)} without a change of response ({pattern}); continue until "
             f"the response changes or the series ends at {series.forces_g[0]:g} / {series.forces_g[-1]:g} g"
         )
-    n_used = change + 1 + N_AFTER_CHANGE
+    n_used = change + 1 + n_after_change
     if len(pattern) < n_used:
         raise SequenceError(
             f"too few applications: the response first changed at application {change + 1} ({pattern}), "
-            f"so {n_used} are needed ({N_AFTER_CHANGE} after the change), got {len(pattern)}"
+            f"so {n_used} are needed ({n_after_change} after the change), got {len(pattern)}"
         )
     if len(pattern) > n_used:
         flags.append("extra_applications_ignored")

@@ -77,19 +77,21 @@ def _walk_for(pattern: str, start: int) -> list[int]:
     return idx
 
 
-@pytest.mark.parametrize("pattern", sorted(p for p in DIXON_K if len(p) - p.index((p[0] == "X" and "O") or "X") == 5))
-def test_threshold_equals_hand_calculation_for_every_complete_pattern(chaplan8, pattern):
-    """Every N=6 pattern (opening run + 5): 10**(Xf + k*delta)/1e4 with Xf the last filament's marking."""
-    for start in range(8):  # any start whose walk stays inside the 8 filaments
+@pytest.mark.parametrize("pattern", sorted(DIXON_K))
+def test_threshold_equals_hand_calculation_for_every_pattern_in_the_table(chaplan8, pattern):
+    """All 248 patterns: 10**(Xf + k*delta)/1e4, Xf the last filament's marking, on the 8-filament series."""
+    second_part = len(pattern) - pattern.index("X" if pattern[0] == "O" else "O")
+    for start in range(8):  # a start whose walk stays inside the 8 filaments
         idx = _walk_for(pattern, start)
         if min(idx) >= 0 and max(idx) <= 7:
             break
-    result = updown_threshold([CHAPLAN_G[i] for i in idx], list(pattern), chaplan8)
-    expected = 10 ** (CHAPLAN_MARKS[idx[-1]] + PUBLISHED.get(pattern, DIXON_K[pattern]) * (5.18 - 3.61) / 7) / 1e4
-    expected = min(max(expected, 0.25), 15.0)
+    result = updown_threshold([CHAPLAN_G[i] for i in idx], list(pattern), chaplan8, n_after_change=second_part - 1)
+    k = PUBLISHED.get(pattern, DIXON_K[pattern])
+    expected = min(max(10 ** (CHAPLAN_MARKS[idx[-1]] + k * (5.18 - 3.61) / 7) / 1e4, 0.25), 15.0)
     assert result.threshold_g == pytest.approx(expected, rel=1e-12)
     assert result.pattern == pattern
     assert result.last_filament_g == CHAPLAN_G[idx[-1]]
+    assert ("nonstandard_start" in result.flag) == (idx[0] != 3)
 
 
 def test_chaplan_worked_example(chaplan8):
@@ -115,6 +117,8 @@ def test_bounded_series_are_flagged(chaplan8):
 def test_extra_applications_are_ignored_but_flagged(chaplan8):
     r = updown_threshold([2, 4, 2, 4, 6, 4, 2, 1], "OXOOXXXO", chaplan8)
     assert r.pattern == "OXOOXX" and r.flag == "extra_applications_ignored"
+    r = updown_threshold([4, 6, 4, 6, 4, 2], "OXOXXO", chaplan8)
+    assert r.flag == "nonstandard_start"  # Chaplan starts at 2 g
 
 
 @pytest.mark.parametrize(
