@@ -129,6 +129,141 @@ def pose_convert(
     )
 
 
+@pose_app.command("train")
+def pose_train(
+    labels: Annotated[
+        Path, typer.Argument(help="DeepLabCut project/labeled-data folder/CollectedData file, or SLEAP .slp/.pkg.slp.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    config: Annotated[
+        str, typer.Option(help="Model config (configs/models/NAME.yaml) or a YAML path.")
+    ] = "efficientnet_lite0_s16",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the config's epochs.")] = None,
+    test_fraction: Annotated[float, typer.Option(help="Held-out test share of the labelled frames.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split and of training.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key.sub=value.")] = None,
+) -> None:
+    """Train a pose model (EfficientNet-Lite0 + heatmap/offset heads) on labelled frames."""
+    from pose_models.config import apply_overrides, load_config
+    from pose_models.nets.model import ModelConfig
+
+    model_config = ModelConfig.model_validate(apply_overrides(load_config("models", config), set_ or []))
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    from pose_models.data import load_labelled_frames
+    from pose_models.train import train_model
+
+    frames = load_labelled_frames(labels)  # bad labels fail here, before any progress output
+    console.print(f"{len(frames.names)} labelled frames, keypoints {', '.join(frames.keypoint_names)}")
+    n_epochs = epochs or model_config.train.epochs
+    with progress_bar() as progress:
+        task = progress.add_task("training", total=n_epochs)
+
+        def report(epoch: int, total: int, figures: dict[str, float]) -> None:
+            progress.update(
+                task,
+                completed=epoch,
+                total=total,
+                description=f"training: loss {figures['loss']:.3g}, validation error {figures['val_error_px']:.2f} px",
+            )
+
+        result = train_model(
+            frames,
+            out,
+            model_config,
+            test_fraction=test_fraction,
+            seed=seed,
+            epochs=epochs,
+            device=device,
+            progress=report,
+        )
+    console.print(
+        f"wrote {result.model_dir}: best validation error {result.best_val_error_px:.2f} px at epoch "
+        f"{result.best_epoch} of {result.epochs_run} ({result.seconds / 60:.1f} min)"
+    )
+
+
+@pose_app.command("evaluate")
+def pose_evaluate(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    labels: Annotated[
+        Path | None, typer.Argument(help="Labelled frames (default: the ones it was trained on).")
+    ] = None,
+    pcutoff: Annotated[float, typer.Option(help="Confidence cut-off for the *_pcutoff figures.")] = 0.6,
+    backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+) -> None:
+    """Train/test pixel error (DeepLabCut's RMSE), per keypoint, PCK, and labels that look wrong."""
+    from pose_models.evaluate import evaluate_model
+
+    result = evaluate_model(model, labels, pcutoff=pcutoff, backend=backend)
+    figures = {k: v for k, v in result.items() if not isinstance(v, (dict, list))}
+    _print_mapping(f"evaluation of {model}", figures)
+    _print_mapping("test error per keypoint (px)", result["test_rmse_px_per_keypoint"])
+    if result["label_issues"]:
+        import pandas as pd
+
+        _print_frame(pd.DataFrame(result["label_issues"]), "labels to check")
+    console.print(f"wrote {model / 'evaluation.json'}")
+
+
+@pose_app.command("predict")
+def pose_predict(
+    videos: Annotated[list[Path], typer.Argument(help="Video file(s).")],
+    model: Annotated[Path, typer.Option("--model", help="Model directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    format: Annotated[str, typer.Option("--format", help="h5 (DeepLabCut, + csv), slp, nc or nwb.")] = "h5",
+    labeled_video: Annotated[bool, typer.Option("--labeled-video", help="Also write <stem>_labeled.mp4.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per inference batch.")] = 8,
+    backend: Annotated[str, typer.Option(help="auto (CUDA if present, else ONNX Runtime), onnx or torch.")] = "auto",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
+) -> None:
+    """Predict keypoints in every frame of each video; write poses in DeepLabCut/SLEAP/netCDF layout."""
+    from behavior.provenance import write_provenance
+    from pose_models.inference import PoseEstimator, write_labeled_video
+    from pose_models.io import save_poses
+    from pose_models.video import probe_video
+
+    suffix = {"h5": ".h5", "slp": ".slp", "nc": ".nc", "nwb": ".nwb"}.get(format)
+    if suffix is None:
+        raise ValueError(f"expected --format h5, slp, nc or nwb, got {format!r}")
+    for video in videos:
+        probe_video(video)  # every input checked before any work starts
+    estimator = PoseEstimator.from_dir(model, backend=backend, threads=threads)  # type: ignore[arg-type]
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    with progress_bar() as progress:
+        for video in videos:
+            task = progress.add_task(f"{video.name} ({estimator.backend})", total=None)
+            poses = estimator.predict_video(
+                video,
+                batch_size=batch_size,
+                progress=lambda d, t, task=task: progress.update(task, completed=d, total=t),
+            )
+            target = out / f"{video.stem}{suffix}"
+            outputs.append(save_poses(poses, target))
+            if format == "h5":
+                outputs.append(save_poses(poses, target.with_suffix(".csv")))
+            if labeled_video:
+                outputs.append(write_labeled_video(video, poses, out / f"{video.stem}_labeled.mp4"))
+    write_provenance(
+        out,
+        command="pose predict",
+        config={
+            "model": str(model),
+            "format": format,
+            "batch_size": batch_size,
+            "backend": estimator.backend,
+            "weights_sha256": estimator.meta.get("weights_sha256"),
+        },
+        inputs=videos,
+        outputs=outputs,
+    )
+    console.print(f"wrote {len(outputs)} file(s) to {out}")
+
+
 # ----------------------------------------------------------------------------------------- evoked
 
 

@@ -1,0 +1,339 @@
+"""Running a trained pose model: ``PoseEstimator.from_dir(dir).predict_video(path) -> Poses``.
+
+Backends:
+
+- ``onnx`` - ONNX Runtime on the CPU. The model is exported once to ``model.onnx`` beside the weights
+  (re-exported when the weights change) and run with a fixed thread count; this path never imports
+  torch, which keeps memory low.
+- ``torch`` - PyTorch, on CUDA when available (mixed precision) or on the CPU.
+- ``auto`` - ``torch`` on a CUDA machine, ``onnx`` otherwise.
+
+``predict_video`` streams: a reader thread decodes and preprocesses batches into a bounded queue
+while the network runs, so memory stays flat however long the video, and decoding overlaps inference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from pose_models.data import preprocess, to_original
+from pose_models.nets.heads import decode
+from pose_models.poses import append_log, from_numpy
+
+__all__ = ["ModelDirError", "PoseEstimator", "export_onnx"]
+
+INPUT_MULTIPLE = 16
+ONNX_FILE = "model.onnx"
+ONNX_META = "model.onnx.json"
+
+
+class ModelDirError(ValueError):
+    """A model directory is missing files or was written by an incompatible version."""
+
+
+def _cuda_present() -> bool:
+    """True if an NVIDIA driver is visible (checked without importing torch)."""
+    return Path("/proc/driver/nvidia/version").exists() or bool(os.environ.get("PAINBATTERY_FORCE_CUDA"))
+
+
+def export_onnx(model_dir: str | Path, *, input_hw: tuple[int, int] | None = None, opset: int = 17) -> Path:
+    """Export ``weights.pt`` to ``model.onnx`` (dynamic batch and size); cached by weights hash."""
+    import torch
+
+    from pose_models.nets.model import ModelConfig, PoseNet
+    from pose_models.train import weights_digest
+
+    model_dir = Path(model_dir)
+    meta = _read_meta(model_dir)
+    digest = weights_digest(model_dir / "weights.pt")
+    onnx_path, sidecar = model_dir / ONNX_FILE, model_dir / ONNX_META
+    if onnx_path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("weights_sha256") == digest:
+        return onnx_path
+    config = ModelConfig.model_validate(meta["config"])
+    model = PoseNet(len(meta["keypoints"]), config, pretrained=False)
+    model.load_state_dict(torch.load(model_dir / "weights.pt", map_location="cpu", weights_only=True))
+    model.eval()
+    h, w = input_hw or tuple(meta["input_hw"])
+    tmp = model_dir / f".{ONNX_FILE}.partial"
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, h, w),),
+        str(tmp),
+        input_names=["image"],
+        output_names=["heatmap", "offset"],
+        dynamic_axes={
+            "image": {0: "batch", 2: "height", 3: "width"},
+            "heatmap": {0: "batch", 2: "h", 3: "w"},
+            "offset": {0: "batch", 2: "h", 3: "w"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
+    tmp.replace(onnx_path)
+    sidecar.write_text(json.dumps({"weights_sha256": digest, "opset": opset}))
+    return onnx_path
+
+
+def _read_meta(model_dir: Path) -> dict[str, Any]:
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model directory not found: {model_dir}")
+    missing = [f for f in ("model.yaml", "weights.pt") if not (model_dir / f).is_file()]
+    if missing:
+        raise ModelDirError(f"{model_dir}: expected a trained model (model.yaml, weights.pt), missing {missing}")
+    return yaml.safe_load((model_dir / "model.yaml").read_text())
+
+
+class PoseEstimator:
+    """A trained model ready to predict; create with :meth:`from_dir`."""
+
+    def __init__(self, model_dir: Path, meta: dict[str, Any], runner: Callable[[np.ndarray], tuple], backend: str):
+        self.model_dir = model_dir
+        self.meta = meta
+        self.keypoints: list[str] = list(meta["keypoints"])
+        self.skeleton: list[list[str]] = [list(e) for e in meta.get("skeleton") or []]
+        cfg = meta["config"]
+        self.scale = float(cfg["input_scale"])
+        self.crop = tuple(cfg["crop"]) if cfg.get("crop") else None
+        self.stride = int(cfg["head_stride"])
+        self.backend = backend
+        self._run = runner
+
+    @classmethod
+    def from_dir(
+        cls,
+        model_dir: str | Path,
+        *,
+        backend: Literal["auto", "onnx", "torch"] = "auto",
+        device: str | None = None,
+        threads: int | None = None,
+    ) -> PoseEstimator:
+        """Load a model directory written by :func:`pose_models.train.train_model`.
+
+        Parameters
+        ----------
+        backend
+            ``onnx`` (CPU, exported once and cached), ``torch`` (CUDA if available) or ``auto``.
+        device
+            Torch device for the ``torch`` backend (default: CUDA when available).
+        threads
+            CPU threads for inference (default: all cores).
+        """
+        model_dir = Path(model_dir)
+        meta = _read_meta(model_dir)
+        threads = threads or os.cpu_count() or 1
+        if backend == "auto":
+            backend = "torch" if _cuda_present() else "onnx"
+        if backend == "onnx":
+            import onnxruntime as ort
+
+            onnx_path = model_dir / ONNX_FILE
+            sidecar = model_dir / ONNX_META
+            stale = not onnx_path.exists() or not sidecar.exists()
+            if not stale:
+                from hashlib import sha256
+
+                digest = sha256((model_dir / "weights.pt").read_bytes()).hexdigest()
+                stale = json.loads(sidecar.read_text()).get("weights_sha256") != digest
+            if stale:
+                export_onnx(model_dir)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+            def run_onnx(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+                heatmap, offsets = session.run(None, {"image": x})
+                return heatmap, offsets
+
+            return cls(model_dir, meta, run_onnx, "onnx")
+        if backend != "torch":
+            raise ValueError(f"expected backend auto, onnx or torch, got {backend!r}")
+        import torch
+
+        from pose_models.nets.model import ModelConfig, PoseNet
+        from pose_models.train import pick_device
+
+        dev = pick_device(device)
+        if dev.type == "cpu":
+            torch.set_num_threads(threads)
+        model = PoseNet(len(meta["keypoints"]), ModelConfig.model_validate(meta["config"]), pretrained=False)
+        model.load_state_dict(torch.load(model_dir / "weights.pt", map_location="cpu", weights_only=True))
+        model = model.to(dev).eval().to(memory_format=torch.channels_last)
+        use_amp = dev.type == "cuda"
+
+        @torch.no_grad()
+        def run_torch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(dev).permute(0, 3, 1, 2).float()
+            with torch.autocast(dev.type, enabled=use_amp):
+                heatmap, offsets = model(x.contiguous(memory_format=torch.channels_last))
+            return heatmap.float().cpu().numpy(), offsets.float().cpu().numpy()
+
+        return cls(model_dir, meta, run_torch, f"torch:{dev}")
+
+    # ---------------------------------------------------------------------------------- images
+
+    def preprocess(self, frame: np.ndarray) -> np.ndarray:
+        """One RGB frame -> network input (cropped, resized, padded)."""
+        return preprocess(frame, self.scale, self.crop, INPUT_MULTIPLE)
+
+    def predict_inputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predict on preprocessed inputs ``(B, H, W, 3)``: original-frame positions ``(B, K, 2)``, confidences."""
+        heatmap, offsets = self._run(inputs)
+        pos, conf = decode(heatmap, offsets, self.stride)
+        return to_original(pos, self.scale, self.crop), conf
+
+    def predict_images(
+        self, images: list[np.ndarray] | np.ndarray, batch_size: int = 8
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predict keypoints on RGB frames (any sizes): positions ``(N, K, 2)`` and confidences ``(N, K)``."""
+        positions, scores = [], []
+        for i in range(0, len(images), batch_size):
+            inputs = [self.preprocess(img) for img in images[i : i + batch_size]]
+            h = max(x.shape[0] for x in inputs)
+            w = max(x.shape[1] for x in inputs)
+            batch = np.zeros((len(inputs), h, w, 3), np.uint8)
+            for j, x in enumerate(inputs):
+                batch[j, : x.shape[0], : x.shape[1]] = x
+            p, c = self.predict_inputs(batch)
+            positions.append(p)
+            scores.append(c)
+        return np.concatenate(positions), np.concatenate(scores)
+
+    # ----------------------------------------------------------------------------------- video
+
+    def _batches(
+        self, path: Path, batch_size: int, start: int, stop: int | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Decode + preprocess in a thread; yield (frame indices, input batch) with at most 3 batches queued."""
+        from pose_models.video import VideoReader
+
+        q: queue.Queue = queue.Queue(maxsize=3)
+        done = object()
+        errors: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                with VideoReader(path) as reader:
+                    for idx, frames in reader.batches(batch_size, start=start, stop=stop):
+                        q.put((idx, np.stack([self.preprocess(f) for f in frames])))
+            except BaseException as exc:  # handed to the consumer and re-raised there
+                errors.append(exc)
+            finally:
+                q.put(done)
+
+        thread = threading.Thread(target=produce, name="painbattery-decode", daemon=True)
+        thread.start()
+        while (item := q.get()) is not done:
+            yield item
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    def predict_video(
+        self,
+        path: str | Path,
+        *,
+        batch_size: int = 8,
+        start: int = 0,
+        stop: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> xr.Dataset:
+        """Predict every frame of a video and return Poses (``fps`` from the video, ``confidence`` = score).
+
+        Memory is bounded by the batch size and the small queue, not by the video's length.
+        """
+        from pose_models.video import probe_video
+
+        path = Path(path)
+        info = probe_video(path)
+        stop = info.n_frames if stop is None else min(stop, info.n_frames)
+        n = stop - start
+        positions = np.full((n, 2, len(self.keypoints), 1), np.nan, np.float64)
+        confidence = np.full((n, len(self.keypoints), 1), np.nan, np.float64)
+        done = 0
+        for idx, batch in self._batches(path, batch_size, start, stop):
+            pos, conf = self.predict_inputs(batch)
+            rows = idx - start
+            positions[rows, :, :, 0] = pos.transpose(0, 2, 1)
+            confidence[rows, :, 0] = conf
+            done += len(idx)
+            if progress is not None:
+                progress(done, n)
+        ds = from_numpy(
+            positions[:done],
+            confidence[:done],
+            keypoint_names=self.keypoints,
+            fps=info.fps,
+            frames=np.arange(start, start + done),
+            source_software="painbattery",
+            source_file=str(path),
+            skeleton=self.skeleton,
+        )
+        ds.attrs["video_file"] = str(path)
+        ds.attrs["model_dir"] = str(self.model_dir)
+        ds.attrs["model_weights_sha256"] = self.meta.get("weights_sha256", "")
+        return append_log(ds, "predict_video", model=str(self.model_dir), backend=self.backend, batch_size=batch_size)
+
+
+def write_labeled_video(
+    video: str | Path,
+    poses: xr.Dataset,
+    out: str | Path,
+    *,
+    min_confidence: float = 0.5,
+    radius_px: int = 4,
+) -> Path:
+    """Draw keypoints (coloured per keypoint) and the skeleton onto the video; write H.264."""
+    import cv2
+
+    from pose_models.video import VideoReader, probe_video, write_video
+
+    info = probe_video(video)
+    keypoints = [str(k) for k in poses["keypoints"].values]
+    colours = [
+        tuple(
+            int(c)
+            for c in cv2.applyColorMap(np.uint8([[int(255 * i / max(1, len(keypoints) - 1))]]), cv2.COLORMAP_JET)[0, 0][
+                ::-1
+            ]
+        )
+        for i in range(len(keypoints))
+    ]
+    pos = poses["position"].values[:, :, :, 0]
+    conf = poses["confidence"].values[:, :, 0]
+    frame_rows = {int(f): i for i, f in enumerate(poses["frame"].values)}
+    edges = [(keypoints.index(a), keypoints.index(b)) for a, b in poses.attrs.get("skeleton", [])]
+
+    def frames() -> Iterator[np.ndarray]:
+        with VideoReader(video) as reader:
+            for idx, batch in reader.batches(32):
+                for f, frame in zip(idx, batch, strict=True):
+                    frame = np.ascontiguousarray(frame)
+                    row = frame_rows.get(int(f))
+                    if row is not None:
+                        ok = np.isfinite(pos[row]).all(axis=0) & (np.nan_to_num(conf[row]) >= min_confidence)
+                        pts = [tuple(int(np.rint(v)) for v in pos[row][:, k]) for k in range(len(keypoints))]
+                        for a, b in edges:
+                            if ok[a] and ok[b]:
+                                cv2.line(frame, pts[a], pts[b], (255, 255, 255), 1, cv2.LINE_AA)
+                        for k in range(len(keypoints)):
+                            if ok[k]:
+                                cv2.circle(frame, pts[k], radius_px, colours[k], -1, cv2.LINE_AA)
+                    yield frame
+
+    h, w = info.height, info.width
+    if h % 2 or w % 2:
+        raise ValueError(f"expected an even-sized video for H.264, got {w}x{h}")
+    return write_video(out, frames(), info.fps)

@@ -1,0 +1,215 @@
+"""Training, evaluating and running a small pose model on synthetic-rig frames (exact ground truth)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pose_models.data import LabelsError, load_labelled_frames
+from pose_models.io import load_poses, save_poses
+from pose_models.poses import from_numpy
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent / "painbattery"
+KEYPOINTS = ["left_hind", "right_hind", "tailbase"]
+
+
+def _dlc_project(root: Path, n_clips: int = 8, frames_per_clip: int = 6) -> Path:
+    """A DeepLabCut-style project of synthetic Hargreaves frames labelled with the exact ground truth."""
+    from behavior.synthetic import simulate_clip, write_clip
+    from behavior.video import VideoReader
+
+    folder = root / "labeled-data" / "synth"
+    folder.mkdir(parents=True)
+    (root / "config.yaml").write_text("Task: synth\nscorer: truth\nbodyparts: [left_hind, right_hind, tailbase]\n")
+    names, points = [], []
+    for seed in range(n_clips):
+        clip = simulate_clip("hargreaves", seed=seed, latencies_s=[1.0], trial_sides=["left" if seed % 2 else "right"])
+        # label frames extracted from the written (H.264) video, as a lab extracts them from its recordings
+        with VideoReader(write_clip(clip, root / "videos")["video"]) as reader:
+            decoded = np.concatenate([b for _, b in reader.batches(256)])
+        picks = np.linspace(0, clip.n_frames - 1, frames_per_clip).astype(int)
+        for f in picks:
+            name = f"img{seed:02d}{f:04d}.png"
+            cv2.imwrite(str(folder / name), cv2.cvtColor(decoded[f], cv2.COLOR_RGB2BGR))
+            names.append(f"labeled-data/synth/{name}")
+            points.append(clip.poses["position"].sel(keypoints=KEYPOINTS).values[f, :, :, 0].T)
+    pos = np.asarray(points).transpose(0, 2, 1)[..., None]  # (N, 2, K, 1)
+    labels = from_numpy(pos, keypoint_names=KEYPOINTS, images=names, kind="labels")
+    labels.attrs["dlc_scorer"] = "truth"
+    save_poses(labels, folder / "CollectedData_truth.csv")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import torch
+
+    from pose_models.nets.model import ModelConfig, TrainConfig
+    from pose_models.train import train_model
+
+    torch.set_num_threads(2)
+    root = _dlc_project(tmp_path_factory.mktemp("project"))
+    config = ModelConfig(
+        input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, patience_epochs=30)
+    )
+    losses: list[float] = []
+    result = train_model(
+        root,
+        tmp_path_factory.mktemp("model") / "m",
+        config,
+        test_fraction=0.2,
+        seed=1,
+        progress=lambda e, n, f: losses.append(f["loss"]),
+    )
+    return root, result, losses
+
+
+def test_training_reduces_the_loss_and_writes_the_model(trained):
+    _, result, losses = trained
+    assert losses[-1] < 0.5 * losses[0]
+    for name in ("model.yaml", "split.json", "weights.pt", "checkpoint.pt", "training_log.csv"):
+        assert (result.model_dir / name).is_file()
+    split = json.loads((result.model_dir / "split.json").read_text())
+    assert split["seed"] == 1 and len(split["test"]) == round(48 * 0.2)
+    assert not set(split["test"]) & set(split["train"])
+
+
+def test_model_finds_the_rendered_paws_within_a_few_pixels(trained):
+    from pose_models.evaluate import evaluate_model
+
+    _, result, _ = trained
+    figures = evaluate_model(result.model_dir, backend="onnx")
+    assert figures["n_test"] == 10 and figures["n_train"] == 38
+    assert figures["test_rmse_px"] < 3.0, figures
+    assert max(figures["test_rmse_px_per_keypoint"].values()) < 5.0
+    assert figures["pck_10px"] > 0.9
+    saved = json.loads((result.model_dir / "evaluation.json").read_text())
+    for key in (
+        "train_rmse_px",
+        "test_rmse_px",
+        "test_rmse_px_per_keypoint",
+        "pck_5px",
+        "pck_10px",
+        "n_train",
+        "n_test",
+    ):
+        assert key in saved
+
+
+def test_onnx_and_torch_agree(trained):
+    from pose_models.inference import PoseEstimator
+
+    root, result, _ = trained
+    frames = load_labelled_frames(root)
+    images = np.stack(
+        [PoseEstimator.from_dir(result.model_dir, backend="onnx").preprocess(i) for i in frames.images[:6]]
+    )
+    onnx = PoseEstimator.from_dir(result.model_dir, backend="onnx")
+    torch_cpu = PoseEstimator.from_dir(result.model_dir, backend="torch", device="cpu")
+    hm_onnx, off_onnx = onnx._run(images)
+    hm_torch, off_torch = torch_cpu._run(images)
+    np.testing.assert_allclose(hm_onnx, hm_torch, atol=1e-4)
+    np.testing.assert_allclose(off_onnx, off_torch, atol=1e-4)
+    assert (result.model_dir / "model.onnx").is_file()
+
+
+def test_swapped_labels_are_listed(trained, tmp_path):
+    from pose_models.evaluate import evaluate_model
+
+    root, result, _ = trained
+    labels = load_poses(root / "labeled-data/synth/CollectedData_truth.csv")
+    pos = labels["position"].values.copy()
+    pos[5, :, [0, 1], 0] = pos[5, :, [1, 0], 0]  # left and right hind paw swapped in frame 5
+    bad = from_numpy(pos, keypoint_names=KEYPOINTS, images=list(labels["image"].values), kind="labels")
+    bad_root = tmp_path / "bad"
+    (bad_root / "labeled-data/synth").mkdir(parents=True)
+    for png in (root / "labeled-data/synth").glob("*.png"):
+        (bad_root / "labeled-data/synth" / png.name).write_bytes(png.read_bytes())
+    save_poses(bad, bad_root / "labeled-data/synth/CollectedData_truth.csv")
+    figures = evaluate_model(result.model_dir, bad_root / "labeled-data/synth/CollectedData_truth.csv", backend="onnx")
+    swapped = [i for i in figures["label_issues"] if i["issue"] == "left/right swapped?"]
+    assert [i["frame"] for i in swapped] == [str(labels["image"].values[5])]
+    assert swapped[0]["keypoints"] == ["left_hind", "right_hind"]
+
+
+def test_predict_video_streams_a_clip_and_cli_writes_dlc_files(trained, tmp_path):
+    from behavior.synthetic import simulate_clip, write_clip
+
+    _, result, _ = trained
+    clip = simulate_clip("hargreaves", seed=42, latencies_s=[2.0])
+    paths = write_clip(clip, tmp_path / "clip")
+    out = tmp_path / "pred"
+    proc = subprocess.run(
+        [
+            str(BIN),
+            "pose",
+            "predict",
+            str(paths["video"]),
+            "--model",
+            str(result.model_dir),
+            "--out",
+            str(out),
+            "--labeled-video",
+            "--batch-size",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    stem = paths["video"].stem
+    for name in (f"{stem}.h5", f"{stem}.csv", f"{stem}_labeled.mp4", "provenance.json"):
+        assert (out / name).is_file()
+    poses = load_poses(out / f"{stem}.h5", fps=clip.session.fps)
+    assert poses.sizes["time"] == clip.n_frames
+    truth = clip.poses["position"].sel(keypoints=KEYPOINTS).values[:, :, :, 0]
+    err = np.linalg.norm(poses["position"].values[:, :, :, 0] - truth, axis=1)
+    assert np.median(err) < 3.0
+
+
+def test_cli_train_evaluate_and_bad_labels(trained, tmp_path):
+    root, _, _ = trained
+    proc = subprocess.run(
+        [
+            str(BIN),
+            "pose",
+            "train",
+            str(root),
+            "--out",
+            str(tmp_path / "m"),
+            "--epochs",
+            "1",
+            "--set",
+            "input_scale=1.0",
+            "--set",
+            "train.val_fraction=0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([str(BIN), "pose", "evaluate", str(tmp_path / "m")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "test_rmse_px" in json.loads((tmp_path / "m" / "evaluation.json").read_text())
+    # labels pointing at missing images: one line listing them, exit 2
+    broken = tmp_path / "broken"
+    (broken / "labeled-data/synth").mkdir(parents=True)
+    (broken / "labeled-data/synth/CollectedData_truth.csv").write_text(
+        (root / "labeled-data/synth/CollectedData_truth.csv").read_text()
+    )
+    with pytest.raises(LabelsError, match="48 labelled image\\(s\\) not found: labeled-data/synth/img"):
+        load_labelled_frames(broken / "labeled-data/synth/CollectedData_truth.csv")
+    proc = subprocess.run(
+        [str(BIN), "pose", "train", str(broken / "labeled-data/synth"), "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not found" in proc.stderr
