@@ -65,7 +65,7 @@ def _dlc_label_files(path: Path) -> list[Path]:
         if not files:
             files = sorted((path / "labeled-data").glob("*/CollectedData_*.csv"))
         return files
-    files = sorted(path.glob("CollectedData_*.h5")) or sorted(path.glob("CollectedData_*.csv"))
+    files = sorted(path.glob("CollectedData*.h5")) or sorted(path.glob("CollectedData*.csv"))
     return files
 
 
@@ -96,7 +96,8 @@ def _load_dlc(path: Path) -> LabelledFrames:
         project = file.resolve().parents[2] if len(file.resolve().parents) > 2 else file.parent
         for rel, xy in zip(ds["image"].values, ds["position"].values[:, :, :, 0].transpose(0, 2, 1), strict=True):
             rel = str(rel)
-            candidates = [project / rel, file.parent / Path(rel).name]
+            # DeepLabCut: relative to the project; lightning-pose keeps CollectedData.csv at the project root
+            candidates = [project / rel, file.parent / rel, file.parent / Path(rel).name]
             found = next((c for c in candidates if c.is_file()), None)
             if found is None:
                 missing.append(rel)
