@@ -1,0 +1,190 @@
+"""Scoring a whole study: manifest in; measures, battery, statistics and report out.
+
+Every session goes through :func:`behavior.pipeline.run_session`. Results are cached per session
+under ``OUT/cache/<session_id>.json``, keyed by the content of the session's inputs and config
+(:func:`behavior.pipeline.session_key`), and written atomically when the session finishes, so an
+interrupted run resumes where it stopped and a re-run scores only sessions whose inputs changed. One
+failing session is recorded in ``failures.csv`` and does not stop the others.
+
+Executors: in-process (``workers=1``), a local process pool (``workers>1``), or a Dask distributed
+cluster (``scheduler=ADDRESS``; LocalCluster, SSH or SLURM via dask-jobqueue). The same worker
+function runs in all three, and results are assembled in manifest order, so the tables are identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key
+from behavior.session import ManifestError, Session, read_manifest
+
+__all__ = ["StudyResult", "score_session", "score_study"]
+
+
+@dataclass
+class StudyResult:
+    """The tables of a scored study."""
+
+    measures: pd.DataFrame
+    quality: pd.DataFrame
+    failures: pd.DataFrame
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_cached(self) -> int:
+        """Sessions taken from the cache."""
+        return sum(s == "cached" for s in self.statuses.values())
+
+    @property
+    def n_scored(self) -> int:
+        """Sessions scored in this run."""
+        return sum(s == "scored" for s in self.statuses.values())
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, default=str))
+    tmp.replace(path)
+
+
+def score_session(
+    session_data: dict[str, Any],
+    out_dir: str,
+    overrides: tuple[str, ...] = (),
+    model: str | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Score one session (or take it from the cache); runs in any executor, so takes and returns plain data."""
+    session = Session.model_validate(session_data)
+    out = Path(out_dir)
+    cache_dir = out / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    entry = cache_dir / f"{session.session_id}.json"
+    try:
+        key = session_key(session, tuple(overrides))
+        if entry.is_file():
+            cached = json.loads(entry.read_text())
+            if cached.get("key") == key:
+                return {**cached, "status": "cached"}
+        result = run_session(
+            session, overrides=tuple(overrides), model=Path(model) if model else None, work_dir=out / "poses"
+        )
+        tables_dir = out / "sessions" / session.session_id
+        tables_dir.mkdir(parents=True, exist_ok=True)
+        for name, table in result.tables.items():
+            table.to_csv(tables_dir / f"{name}.csv", index=False)
+        data = {
+            "key": key,
+            "session_id": session.session_id,
+            "measures": json.loads(result.measures.to_json(orient="records")),
+            "quality": result.quality,
+        }
+        _write_json_atomic(entry, data)
+        return {**data, "status": "scored"}
+    except Exception as exc:  # one failing session is reported, the others go on
+        return {
+            "session_id": session.session_id,
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=5),
+        }
+
+
+def _run_all(
+    payloads: list[dict[str, Any]],
+    out_dir: Path,
+    overrides: tuple[str, ...],
+    model: str | None,
+    workers: int,
+    scheduler: str | None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None,
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    total = len(payloads)
+
+    def done(r: dict[str, Any]) -> None:
+        results[r["session_id"]] = r
+        if progress is not None:
+            progress(len(results), total, r)
+
+    # share the cores between local workers; a Dask worker gets one thread per task
+    threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else 1
+    args = (str(out_dir), overrides, model, threads)
+    if scheduler:
+        try:
+            from distributed import Client
+            from distributed import as_completed as dask_completed
+        except ImportError as exc:
+            raise ValueError("--scheduler needs the distributed extra: pip install 'painbattery[distributed]'") from exc
+        with Client(scheduler) as client:
+            futures = [client.submit(score_session, p, *args, pure=False) for p in payloads]
+            for future in dask_completed(futures):
+                done(future.result())
+    elif workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(score_session, p, *args) for p in payloads]
+            for future in as_completed(futures):
+                done(future.result())
+    else:
+        for p in payloads:
+            done(score_session(p, *args))
+    return results
+
+
+def score_study(
+    manifest: str | Path | list[Session],
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    model: str | Path | None = None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> StudyResult:
+    """Score every session of a manifest (validated in full before any work starts).
+
+    Returns
+    -------
+    StudyResult
+        The long measures table (manifest order), per-session data quality, and the failures.
+    """
+    sessions = read_manifest(manifest) if not isinstance(manifest, list) else manifest
+    if not sessions:
+        raise ManifestError("expected at least one session, got none")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payloads = [s.model_dump(mode="json") for s in sessions]
+    results = _run_all(
+        payloads, out, tuple(overrides), str(model) if model else None, max(1, workers), scheduler, progress
+    )
+    measures, quality, failures = [], [], []
+    statuses = {}
+    for s in sessions:  # manifest order, whatever order the executor finished in
+        r = results[s.session_id]
+        statuses[s.session_id] = r["status"]
+        if r["status"] == "failed":
+            failures.append({"session_id": s.session_id, "assay": s.assay, "error": r["error"]})
+            continue
+        measures.extend(r["measures"])
+        quality.append(r["quality"])
+    measures_df = pd.DataFrame(measures, columns=list(MEASURES_COLUMNS))
+    return StudyResult(
+        measures=measures_df,
+        quality=pd.DataFrame(quality),
+        failures=pd.DataFrame(failures, columns=["session_id", "assay", "error"]),
+        statuses=statuses,
+    )
+
+
+def default_workers() -> int:
+    """A sensible local process count: the cores, at most 4."""
+    return min(4, os.cpu_count() or 1)

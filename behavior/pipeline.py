@@ -1,0 +1,178 @@
+"""The one orchestrator: ``run_session`` turns one session into its measures.
+
+Session in (metadata, pose file or video + model, events) -> poses (read, or predicted by the
+session's pose model) -> the assay's extractor -> the long Measures rows with data-quality figures.
+The batch CLI, the service worker and the rig hooks all call this; nothing else re-implements it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from behavior import __version__
+from behavior.session import ASSAYS, Session
+
+__all__ = ["MEASURES_COLUMNS", "SessionError", "SessionResult", "run_session", "session_key"]
+
+MEASURES_COLUMNS = (
+    "session_id",
+    "animal_id",
+    "group",
+    "timepoint",
+    "assay",
+    "domain",
+    "measure",
+    "value",
+    "unit",
+    "n",
+    "quality",
+)
+
+
+class SessionError(ValueError):
+    """A session cannot be scored (no extractor for its assay, no poses and no model...)."""
+
+
+@dataclass
+class SessionResult:
+    """Everything one session produced."""
+
+    session_id: str
+    measures: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+    poses_path: Path | None = None
+
+
+def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def session_key(session: Session, overrides: tuple[str, ...] = ()) -> str:
+    """Cache key of a session: its fields, the content of its input files, config overrides, version.
+
+    Any change to the video, pose file, model weights, events or parameters changes the key, so a
+    re-run scores exactly the sessions whose inputs changed.
+    """
+    parts: dict[str, Any] = {
+        "session": session.model_dump(mode="json", exclude={"video", "pose", "model"}),
+        "overrides": list(overrides),
+        "version": __version__,
+    }
+    for name in ("video", "pose"):
+        p = getattr(session, name)
+        parts[name] = _file_digest(p) if p is not None else None
+    if session.model is not None:
+        weights = Path(session.model) / "weights.pt"
+        parts["model"] = _file_digest(weights) if weights.is_file() else str(session.model)
+    try:
+        from behavior.config import config_dir
+
+        cfg = config_dir() / "assays" / f"{session.assay}.yaml"
+        parts["assay_config"] = cfg.read_text() if cfg.is_file() else None
+    except OSError:
+        parts["assay_config"] = None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _poses_for(
+    session: Session, work_dir: Path | None, model: Path | None, threads: int | None
+) -> tuple[Any, Path | None]:
+    from pose_models.io import load_poses
+
+    if session.pose is not None:
+        return load_poses(session.pose, fps=session.fps), session.pose
+    model_dir = session.model or model
+    if session.video is None or model_dir is None:
+        raise SessionError(f"session {session.session_id}: expected a pose file, or a video and a pose model")
+    from pose_models.inference import PoseEstimator
+    from pose_models.io import save_poses
+
+    estimator = PoseEstimator.from_dir(model_dir, threads=threads)
+    poses = estimator.predict_video(session.video)
+    poses_path = None
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        poses_path = save_poses(poses, work_dir / f"{session.session_id}.h5")
+    return poses, poses_path
+
+
+def run_session(
+    session: Session,
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+    model: Path | None = None,
+    work_dir: Path | None = None,
+    threads: int | None = None,
+) -> SessionResult:
+    """Score one session.
+
+    Parameters
+    ----------
+    session
+        The session (paths already resolved).
+    overrides
+        Dotted config overrides for the assay (``withdrawal.min_frames=3``).
+    model
+        Pose model to use when the session has a video but no pose file and names no model.
+    work_dir
+        Where predicted poses are written (``<session_id>.h5``).
+    threads
+        CPU threads for pose inference (default: all cores).
+
+    Raises
+    ------
+    SessionError
+        If the assay has no extractor, or there are neither poses nor a video with a model.
+    """
+    from behavior.features import EXTRACTORS
+    from behavior.features.evoked import assay_config
+
+    if session.assay not in EXTRACTORS:
+        raise SessionError(
+            f"session {session.session_id}: no feature extractor for assay {session.assay!r} yet "
+            f"(available: {', '.join(sorted(EXTRACTORS))})"
+        )
+    session.check_files()
+    config = assay_config(session.assay, list(overrides))
+    poses, poses_path = _poses_for(session, work_dir, model, threads)
+    result = EXTRACTORS[session.assay](poses, session, config, video=session.video)
+    measures = result.measures_frame()
+    identity = {
+        "session_id": session.session_id,
+        "animal_id": session.animal_id,
+        "group": session.group,
+        "timepoint": session.timepoint,
+        "assay": session.assay,
+        "domain": ASSAYS[session.assay],
+    }
+    for key, value in identity.items():
+        measures[key] = value
+    measures = measures[list(MEASURES_COLUMNS)]
+    conf = poses["confidence"].values
+    pos_missing = np.isnan(poses["position"].values).any(axis=1)
+    min_conf = getattr(getattr(config, "withdrawal", None), "min_confidence", 0.5)
+    quality: dict[str, Any] = {
+        "session_id": session.session_id,
+        "assay": session.assay,
+        "frames": int(poses.sizes["time"]),
+        "missing_point_fraction": float(pos_missing.mean()),
+        "low_confidence_fraction": float(np.mean(np.nan_to_num(conf, nan=0.0) < min_conf)),
+        "pose_source": "predicted" if poses_path is not None or session.pose is None else "file",
+    }
+    trials = result.tables.get("trials")
+    if trials is not None and "censored" in trials:
+        quality["trials"] = len(trials)
+        quality["censored_trials"] = int(trials["censored"].sum())
+    return SessionResult(session.session_id, measures, result.tables, quality, poses_path)

@@ -1,0 +1,124 @@
+"""Group x time statistics: effect sizes, Holm, the mixed model's interaction test, AUC, null rates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from behavior.battery import BatteryConfig, battery_table, completeness
+from behavior.stats import (
+    analyse_measure,
+    auc_per_animal,
+    change_from_baseline,
+    hedges_g,
+    holm,
+    mixed_model_interaction,
+    timepoint_days,
+    timepoint_order,
+)
+
+GROUPS = ("Control", "CCI", "CCI+MSC")
+TIMEPOINTS = ("baseline", "d7", "d14")
+
+
+def simulate(effect: float, n_per_group: int = 8, seed: int = 0, sd_animal: float = 1.0, sd_noise: float = 1.0):
+    """Values with a random animal intercept; CCI drops by ``effect`` after baseline, CCI+MSC by half of it."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group in GROUPS:
+        scale = {"Control": 0.0, "CCI": 1.0, "CCI+MSC": 0.5}[group]
+        for a in range(n_per_group):
+            animal = f"{group}-{a}"
+            intercept = rng.normal(10, sd_animal)
+            for tp in TIMEPOINTS:
+                drop = effect * scale if tp != "baseline" else 0.0
+                rows.append(
+                    {
+                        "animal_id": animal,
+                        "group": group,
+                        "timepoint": tp,
+                        "value": intercept - drop + rng.normal(0, sd_noise),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_hedges_g_matches_a_hand_calculation():
+    g, lo, hi = hedges_g([1, 2, 3], [4, 5, 6])
+    assert g == pytest.approx(-3 * (1 - 3 / 15))  # d = -3 (pooled SD 1), J = 1 - 3/(4*6-9)
+    se = np.sqrt(6 / 9 + g**2 / 12)
+    assert (lo, hi) == pytest.approx((g - 1.96 * se, g + 1.96 * se))
+    assert np.isnan(hedges_g([1], [2, 3])[0])
+
+
+def test_holm_step_down():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, np.nan, 0.001]), [0.5, np.nan, 0.002])
+
+
+def test_timepoints_sort_by_day():
+    assert timepoint_order(["d14", "baseline", "d7", "day 3"]) == ["baseline", "day 3", "d7", "d14"]
+    assert timepoint_days("D10") == 10 and timepoint_days("baseline") == 0
+
+
+def test_change_from_baseline_and_auc():
+    df = pd.DataFrame(
+        {"animal_id": ["a"] * 3, "group": ["g"] * 3, "timepoint": list(TIMEPOINTS), "value": [5.0, 12.0, 19.0]}
+    )
+    assert change_from_baseline(df, "baseline")["change"].tolist() == [0.0, 7.0, 14.0]
+    assert auc_per_animal(df, "baseline")["auc"].iloc[0] == pytest.approx(0.5 * 7 * 7 + 0.5 * (7 + 14) * 7)
+
+
+def test_mixed_model_finds_a_planted_interaction():
+    result = mixed_model_interaction(simulate(effect=3.0, seed=1))
+    assert result["df"] == 4  # (3 groups - 1) x (3 timepoints - 1)
+    assert result["p"] < 1e-4
+
+
+def test_null_studies_reject_at_about_the_nominal_rate():
+    p = np.array([mixed_model_interaction(simulate(effect=0.0, seed=s))["p"] for s in range(40)])
+    assert np.isfinite(p).all()
+    assert (p < 0.05).mean() <= 0.15  # expected 0.05; ML likelihood-ratio tests run a little liberal
+
+
+def test_pairwise_recovers_direction_and_holm_per_timepoint():
+    stats = analyse_measure(simulate(effect=4.0, seed=2), "latency_ipsi_s")
+    pair = stats[(stats["analysis"] == "pairwise") & (stats["timepoint"] == "d7")]
+    cci_vs_control = pair[(pair["group_a"] == "CCI") & (pair["group_b"] == "Control")].iloc[0]
+    assert cci_vs_control["difference"] < -2 and cci_vs_control["hedges_g"] < -1 and cci_vs_control["significant"]
+    base = stats[(stats["analysis"] == "pairwise") & (stats["timepoint"] == "baseline")]
+    assert not base["significant"].any()
+    assert (
+        stats.loc[stats["analysis"] == "pairwise", "p_holm"] >= stats.loc[stats["analysis"] == "pairwise", "p"]
+    ).all()
+    auc = stats[stats["analysis"] == "auc_pairwise"]
+    assert len(auc) == 3
+
+
+def _measures(pairs):
+    df = simulate(effect=2.0, n_per_group=2)
+    frames = [df.assign(measure=m, domain=d, session_id="s", assay="x", unit="s", n=1, quality="ok") for m, d in pairs]
+    return pd.concat(frames)
+
+
+def test_battery_pivot_orders_columns_by_domain_and_warns_about_missing_domains():
+    config = BatteryConfig.load("default")
+    # an unlisted affective measure first, a listed evoked one second: evoked columns still come first
+    measures = _measures([("freezing_s", "affective"), ("latency_ipsi_s", "evoked")])
+    table = battery_table(measures, config)
+    assert table.columns.tolist() == [
+        "animal_id",
+        "group",
+        "timepoint",
+        "evoked.latency_ipsi_s",
+        "affective.freezing_s",
+    ]
+    assert len(table) == 3 * 2 * 3  # groups x animals x timepoints, no crossed empty rows
+    assert table["timepoint"].tolist()[:3] == ["baseline", "d7", "d14"]
+    first = measures[(measures["animal_id"] == table["animal_id"][0]) & (measures["timepoint"] == "baseline")]
+    assert table["evoked.latency_ipsi_s"][0] == first.loc[first["measure"] == "latency_ipsi_s", "value"].iloc[0]
+    warnings = completeness(measures)
+    assert len(warnings) == 1 and "no spontaneous measure" in warnings[0]
+    full = _measures([("a", "evoked"), ("b", "spontaneous"), ("c", "affective")])
+    assert completeness(full) == []
