@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,11 @@ def session_key(session: Session, overrides: tuple[str, ...] = ()) -> str:
 
 
 def _poses_for(
-    session: Session, work_dir: Path | None, model: Path | None, threads: int | None
+    session: Session,
+    work_dir: Path | None,
+    model: Path | None,
+    threads: int | None,
+    progress: Callable[[str, float], None] | None,
 ) -> tuple[Any, Path | None]:
     from pose_models.io import load_poses
 
@@ -100,7 +105,8 @@ def _poses_for(
     from pose_models.io import save_poses
 
     estimator = PoseEstimator.from_dir(model_dir, threads=threads)
-    poses = estimator.predict_video(session.video)
+    report = (lambda done, total: progress("poses", done / max(total, 1))) if progress else None
+    poses = estimator.predict_video(session.video, progress=report)
     poses_path = None
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +121,7 @@ def run_session(
     model: Path | None = None,
     work_dir: Path | None = None,
     threads: int | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> SessionResult:
     """Score one session.
 
@@ -130,6 +137,8 @@ def run_session(
         Where predicted poses are written (``<session_id>.h5``).
     threads
         CPU threads for pose inference (default: all cores).
+    progress
+        Called as ``progress(stage, fraction)``: ``("poses", 0-1)`` while predicting, ``("features", 1.0)``.
 
     Raises
     ------
@@ -146,8 +155,10 @@ def run_session(
         )
     session.check_files()
     config = assay_config(session.assay, list(overrides))
-    poses, poses_path = _poses_for(session, work_dir, model, threads)
+    poses, poses_path = _poses_for(session, work_dir, model, threads, progress)
     result = EXTRACTORS[session.assay](poses, session, config, video=session.video)
+    if progress is not None:
+        progress("features", 1.0)
     measures = result.measures_frame()
     identity = {
         "session_id": session.session_id,

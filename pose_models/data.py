@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pose_models.io import PoseFileError, load_poses
+from pose_models.geometry import preprocess, to_original
 
 __all__ = [
     "LabelledFrames",
@@ -70,6 +70,8 @@ def _dlc_label_files(path: Path) -> list[Path]:
 
 
 def _load_dlc(path: Path) -> LabelledFrames:
+    from pose_models.io import load_poses
+
     files = _dlc_label_files(path)
     if not files:
         raise LabelsError(
@@ -167,6 +169,8 @@ def load_labelled_frames(source: str | Path) -> LabelledFrames:
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"labels not found: {path}")
+    from pose_models.io import PoseFileError
+
     if path.name.lower().endswith(".slp"):
         return _load_sleap(path)
     try:
@@ -218,33 +222,6 @@ def save_split(path: Path, names: Sequence[str], train: Sequence[int], test: Seq
     path.write_text(
         json.dumps({**meta, "train": [names[i] for i in train], "test": [names[i] for i in test]}, indent=1)
     )
-
-
-def preprocess(image: np.ndarray, scale: float, crop: tuple[int, int, int, int] | None, multiple: int) -> np.ndarray:
-    """Crop, resize by ``scale`` and pad (bottom/right) to a multiple of ``multiple``: the network input."""
-    if crop is not None:
-        x, y, w, h = crop
-        image = image[y : y + h, x : x + w]
-    if scale != 1.0:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    h, w = image.shape[:2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
-    return image
-
-
-def to_input(xy: np.ndarray, scale: float, crop: tuple[int, int, int, int] | None) -> np.ndarray:
-    """Original-frame pixel coordinates -> network-input coordinates (pixel centres at integers)."""
-    offset = np.array(crop[:2], dtype=float) if crop is not None else 0.0
-    return (xy - offset + 0.5) * scale - 0.5
-
-
-def to_original(xy: np.ndarray, scale: float, crop: tuple[int, int, int, int] | None) -> np.ndarray:
-    """Network-input coordinates -> original-frame pixel coordinates."""
-    offset = np.array(crop[:2], dtype=float) if crop is not None else 0.0
-    return (xy + 0.5) / scale - 0.5 + offset
 
 
 def augment(

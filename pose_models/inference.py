@@ -26,8 +26,8 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from pose_models.data import preprocess, to_original
-from pose_models.nets.heads import decode
+from pose_models.geometry import preprocess, to_original
+from pose_models.nets.decoding import decode
 from pose_models.poses import append_log, from_numpy
 
 __all__ = ["ModelDirError", "PoseEstimator", "export_onnx"]
@@ -150,6 +150,8 @@ class PoseEstimator:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Idle ORT threads must not spin: the decoding thread needs those cores between batches.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
             def run_onnx(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +227,8 @@ class PoseEstimator:
 
         def produce() -> None:
             try:
-                with VideoReader(path) as reader:
+                # one decoding thread: the network already uses the cores; FFmpeg's own threads would fight it
+                with VideoReader(path, decode_threads=1) as reader:
                     for idx, frames in reader.batches(batch_size, start=start, stop=stop):
                         q.put((idx, np.stack([self.preprocess(f) for f in frames])))
             except BaseException as exc:  # handed to the consumer and re-raised there

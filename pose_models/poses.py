@@ -111,9 +111,7 @@ def from_numpy(
     """
     position = np.asarray(position, dtype=np.float64)
     if position.ndim != 4:
-        raise PosesValidationError(
-            f"expected position with 4 dims {POSITION_DIMS}, got shape {position.shape}"
-        )
+        raise PosesValidationError(f"expected position with 4 dims {POSITION_DIMS}, got shape {position.shape}")
     n_frames, n_space, n_keypoints, n_individuals = position.shape
     if n_space not in (2, 3):
         raise PosesValidationError(f"expected 2 or 3 spatial coordinates, got {n_space}")
@@ -122,8 +120,7 @@ def from_numpy(
     keypoint_names = _unique_names(keypoint_names, "keypoint")
     if len(keypoint_names) != n_keypoints:
         raise PosesValidationError(
-            f"expected {n_keypoints} keypoint names for position shape {position.shape}, "
-            f"got {len(keypoint_names)}"
+            f"expected {n_keypoints} keypoint names for position shape {position.shape}, got {len(keypoint_names)}"
         )
     if individual_names is None:
         individual_names = [f"individual_{i}" for i in range(n_individuals)]
@@ -139,9 +136,7 @@ def from_numpy(
     confidence = np.asarray(confidence, dtype=np.float64)
     expected_conf = (n_frames, n_keypoints, n_individuals)
     if confidence.shape != expected_conf:
-        raise PosesValidationError(
-            f"expected confidence of shape {expected_conf}, got {confidence.shape}"
-        )
+        raise PosesValidationError(f"expected confidence of shape {expected_conf}, got {confidence.shape}")
     finite_conf = confidence[np.isfinite(confidence)]
     # DeepLabCut likelihoods lie in [0, 1]; SLEAP's peak scores can exceed 1 a little, and are kept
     # as they are so that round trips stay exact. Negative scores are never valid.

@@ -75,8 +75,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         n_header += 1
     if n_header < 3 or rows[n_header - 1][0] != "coords":
         raise PoseFileError(
-            f"{path}: expected header rows scorer,[individuals,]bodyparts,coords, "
-            f"got {[r[0] for r in rows[:n_header]]}"
+            f"{path}: expected header rows scorer,[individuals,]bodyparts,coords, got {[r[0] for r in rows[:n_header]]}"
         )
     # Labelled data written by DeepLabCut >= 2.2 has three index columns (empty header cells).
     n_index = 1
@@ -220,9 +219,5 @@ def save_dlc(ds: xr.Dataset, path: Path) -> None:
         df.to_csv(path)
 
 
-register_format(
-    "dlc_h5", (".h5",), "a DeepLabCut .h5 file", load=load_dlc, save=save_dlc, sniff=_sniff_h5
-)
-register_format(
-    "dlc_csv", (".csv",), "a DeepLabCut .csv file", load=load_dlc, save=save_dlc, sniff=_sniff_csv
-)
+register_format("dlc_h5", (".h5",), "a DeepLabCut .h5 file", load=load_dlc, save=save_dlc, sniff=_sniff_h5)
+register_format("dlc_csv", (".csv",), "a DeepLabCut .csv file", load=load_dlc, save=save_dlc, sniff=_sniff_csv)

@@ -124,7 +124,6 @@ def _video_fps(video) -> float | None:
     return fps if fps and fps > 0 else None
 
 
-
 def poses_to_labels(ds: xr.Dataset):
     """Convert a Poses dataset to a sleap-io ``Labels`` (one video, one skeleton, a track per individual)."""
     import sleap_io as sio
