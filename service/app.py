@@ -54,6 +54,34 @@ class UploadIn(BaseModel):
     metadata: dict[str, Any]
 
 
+# ---------------------------------------------------------------------------------- dependencies
+# Defined at module level so FastAPI can resolve the Annotated aliases in every route's signature.
+
+
+def get_db(request: Request) -> Iterator[OrmSession]:
+    """One ORM session per request."""
+    with request.app.state.factory() as db:
+        yield db
+
+
+Db = Annotated[OrmSession, Depends(get_db)]
+
+
+def get_lab(db: Db, authorization: Annotated[str | None, Header()] = None) -> Lab:
+    """The lab of the bearer token; 401 without a valid token."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "expected an Authorization: Bearer <token> header")
+    token = db.execute(
+        select(Token).where(Token.token_hash == hash_token(authorization[7:].strip()), Token.revoked.is_(False))
+    ).scalar_one_or_none()
+    if token is None:
+        raise HTTPException(401, "invalid or revoked token")
+    return db.get(Lab, token.lab_id)
+
+
+CurrentLab = Annotated[Lab, Depends(get_lab)]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database and storage come from ``settings`` (default: the environment)."""
     settings = settings or Settings()
@@ -73,26 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-
-    # ---------------------------------------------------------------------------- dependencies
-
-    def get_db(request: Request) -> Iterator[OrmSession]:
-        with request.app.state.factory() as db:
-            yield db
-
-    Db = Annotated[OrmSession, Depends(get_db)]
-
-    def get_lab(db: Db, authorization: Annotated[str | None, Header()] = None) -> Lab:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise HTTPException(401, "expected an Authorization: Bearer <token> header")
-        token = db.execute(
-            select(Token).where(Token.token_hash == hash_token(authorization[7:].strip()), Token.revoked.is_(False))
-        ).scalar_one_or_none()
-        if token is None:
-            raise HTTPException(401, "invalid or revoked token")
-        return db.get(Lab, token.lab_id)
-
-    CurrentLab = Annotated[Lab, Depends(get_lab)]
 
     def own_study(db: OrmSession, lab: Lab, study_id: int) -> Study:
         study = db.get(Study, study_id)

@@ -60,6 +60,7 @@ class VonFreyConfig(BaseModel):
     series: str = "chaplan8"
     method: Literal["updown", "sudo"] = "updown"
     response_window_s: float = Field(6.0, gt=0)
+    off_grace_s: float = Field(0.5, ge=0, description="A withdrawal counts up to this long after removal.")
     withdrawal: WithdrawalParams = WithdrawalParams()
 
 
@@ -176,7 +177,7 @@ def extract_von_frey(
     events = stimulus_events(session, config, video)
     trials = withdrawal_trials(
         poses, events, window_s=config.response_window_s, paw_by_side=config.paw_keypoints,
-        params=config.withdrawal, px_per_mm=session.px_per_mm, fps=session.fps,
+        params=config.withdrawal, px_per_mm=session.px_per_mm, fps=session.fps, off_grace_s=config.off_grace_s,
     )
     series = FilamentSeries.load(config.series)
     score: Callable = updown_threshold if config.method == "updown" else sudo_threshold

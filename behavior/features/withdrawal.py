@@ -151,6 +151,7 @@ def withdrawal_trials(
     fps: float | None = None,
     individual: str | None = None,
     onset_kind: str = "stimulus_on",
+    off_grace_s: float | None = None,
 ) -> pd.DataFrame:
     """Detect the withdrawal after every stimulus onset in ``events``.
 
@@ -166,6 +167,11 @@ def withdrawal_trials(
         The stimulated paw's keypoint for every trial, or a keypoint per event ``side``.
     fps
         Frame rate, when the poses do not carry one.
+    off_grace_s
+        If given, a trial's window also ends this long after the stimulus is removed (the next
+        ``stimulus_off`` of the same side): a von Frey filament only counts while it is applied, and
+        the next application's withdrawal must not be credited to this one. None for Hargreaves,
+        where the heat source switches off *because* the paw withdrew.
 
     Returns
     -------
@@ -186,6 +192,7 @@ def withdrawal_trials(
     if df.empty:
         raise ValueError(f"expected stimulus events of kind {onset_kind!r}, got no events")
     stimuli = df[df["kind"] == onset_kind].sort_values("time_s").reset_index(drop=True)
+    offs = df[df["kind"] == "stimulus_off"].sort_values("time_s")
     if stimuli.empty:
         raise ValueError(f"expected stimulus events of kind {onset_kind!r}, got kinds {sorted(df['kind'].unique())}")
     clean = interpolate_gaps(drop_low_confidence(poses, params.min_confidence), params.max_gap_frames)
@@ -211,9 +218,12 @@ def withdrawal_trials(
                 f"stimulus {i + 1} at {stim['time_s']:g} s (frame {frame}) lies outside the tracked frames "
                 f"{frames[0]}-{frames[-1]}"
             )
-        trial = detect_withdrawal(
-            tracks[keypoint], fps, row, window_s=window_s, params=params, px_per_mm=px_per_mm
-        )
+        window = window_s
+        if off_grace_s is not None:
+            later = offs[(offs["time_s"] >= stim["time_s"]) & ((offs["side"] == side) if side else True)]
+            if not later.empty:
+                window = min(window_s, float(later["time_s"].iloc[0]) - float(stim["time_s"]) + off_grace_s)
+        trial = detect_withdrawal(tracks[keypoint], fps, row, window_s=window, params=params, px_per_mm=px_per_mm)
         intensity = stim.get("intensity")
         rows.append({
             "trial": i + 1,

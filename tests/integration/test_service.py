@@ -140,7 +140,7 @@ def test_upload_job_worker_measures_battery_report(server, clip):
     battery = httpx.get(f"{server.url}/api/v1/studies/{study}/battery", headers=headers).json()
     assert battery[0]["animal_id"] == clip_obj.session.animal_id and "evoked.latency_ipsi_s" in battery[0]
     report = httpx.get(f"{server.url}/api/v1/studies/{study}/report", headers=headers, timeout=120)
-    assert report.status_code == 200 and "<html" in report.text and "latency_ipsi_s" in report.text
+    assert report.status_code == 200 and "<html" in report.text and "Hargreaves latency, ipsilateral" in report.text
 
 
 def test_labs_only_see_their_own_studies_and_tokens_are_required(server):
@@ -273,9 +273,12 @@ def test_signed_rig_posts_are_idempotent_and_bad_signatures_refused(server, clip
     assert stale.status_code == 401 and "replayed" in stale.json()["detail"]
 
 
-def test_killed_worker_job_is_finished_once_by_another(server, clip, tmp_path):
+@pytest.mark.parametrize("database", DATABASES)
+def test_killed_worker_job_is_finished_once_by_another(database, clip, tmp_path):
     """Worker A takes the job and freezes; its lease runs out; B finishes; A wakes and must not record."""
     clip_obj, paths = clip
+    server = Server(tmp_path, database)  # a queue holding only this job
+    request_cleanup = server.stop
     _, headers = server.lab("lab-kill")
     study = httpx.post(f"{server.url}/api/v1/studies", json={"name": "kill"}, headers=headers).json()["id"]
     job_id = upload(server, headers, study, paths["pose"], metadata(clip_obj, "k1")).json()["job_id"]
@@ -299,6 +302,7 @@ def test_killed_worker_job_is_finished_once_by_another(server, clip, tmp_path):
     assert final["status"] == "done"
     measures = httpx.get(f"{server.url}/api/v1/studies/{study}/measures", headers=headers).json()
     assert len([m for m in measures if m["measure"] == "latency_ipsi_s"]) == 1  # recorded once
+    request_cleanup()
 
 
 def test_watch_folder_waits_for_complete_files_and_never_scores_twice(tmp_path, clip):

@@ -65,15 +65,28 @@ def test_page_signs_in_uploads_and_shows_results(browser, tmp_path):
                              ("m-timepoint", meta["timepoint"]), ("m-fps", str(meta["fps"])),
                              ("m-pxmm", str(meta["px_per_mm"]))):
             browser.find_element(By.ID, field).send_keys(value)
-        Select(browser.find_element(By.ID, "m-side")).select_by_value("right")
+        Select(browser.find_element(By.ID, "m-side")).select_by_visible_text("right")
         events = browser.find_element(By.ID, "m-events")
         events.clear()
         events.send_keys(json.dumps(meta["events"]))
         browser.find_element(By.ID, "file").send_keys(str(paths["pose"]))
-        wait.until(ec.text_to_be_present_in_element((By.ID, "upload-msg"), "uploaded"))
+        try:
+            wait.until(ec.text_to_be_present_in_element((By.ID, "upload-msg"), "uploaded"))
+        except Exception:
+            raise AssertionError(f"upload message: {browser.find_element(By.ID, 'upload-msg').text!r}") from None
         assert browser.find_element(By.ID, "upload-progress").get_attribute("value") == "100"
-        wait.until(ec.text_to_be_present_in_element((By.ID, "sessions"), "done"))
-        wait.until(ec.text_to_be_present_in_element((By.ID, "battery"), "evoked.latency_ipsi_s"))
+        try:
+            wait.until(ec.text_to_be_present_in_element((By.ID, "sessions"), "done"))
+        except Exception:
+            jobs = httpx.get(f"{server.url}/api/v1/jobs", headers=headers).json()
+            raise AssertionError(f"sessions: {browser.find_element(By.ID, 'sessions').text!r}; jobs {jobs}") from None
+        try:
+            wait.until(ec.text_to_be_present_in_element((By.ID, "battery"), "evoked.latency_"))
+        except Exception:
+            battery = httpx.get(f"{server.url}/api/v1/studies/1/battery", headers=headers)
+            logs = browser.get_log("browser")
+            raise AssertionError(f"battery: {browser.find_element(By.ID, 'battery').text!r}; api {battery.status_code} "
+                                 f"{battery.text[:300]}; logs {logs}") from None
         browser.find_element(By.ID, "show-report").click()
         wait.until(ec.visibility_of_element_located((By.ID, "report")))
         time.sleep(1.0)

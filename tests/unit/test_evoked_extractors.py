@@ -56,7 +56,7 @@ def test_von_frey_threshold_from_video_equals_the_up_down_of_the_planted_respons
     clip = simulate_clip(
         "von_frey", seed=1, filaments_g=forces, responses=list(responses), session_fields={"side": "left"}
     )
-    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey", ["response_window_s=1.5"]))
+    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey"))
     m = {x.measure: x for x in result.measures}
     expected = updown_threshold(forces, list(responses), FilamentSeries.load("chaplan8")).threshold_g
     stimulated = "ipsi" if clip.truth["trials"][0]["side"] == "left" else "contra"
@@ -66,7 +66,7 @@ def test_von_frey_threshold_from_video_equals_the_up_down_of_the_planted_respons
 
 def test_von_frey_unfinished_series_is_reported_not_raised():
     clip = simulate_clip("von_frey", seed=1, filaments_g=[2.0, 4.0], responses=["O", "X"])
-    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey", ["response_window_s=1.5"]))
+    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey"))
     (measure,) = result.measures
     assert math.isnan(measure.value) and "too few applications" in measure.quality
 
