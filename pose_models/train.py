@@ -23,17 +23,8 @@ import numpy as np
 import torch
 import yaml
 
-from pose_models.data import (
-    LabelledFrames,
-    augment,
-    infer_symmetry,
-    load_labelled_frames,
-    make_split,
-    preprocess,
-    save_split,
-    to_input,
-    to_original,
-)
+from pose_models.data import LabelledFrames, augment, infer_symmetry, load_labelled_frames, make_split, save_split
+from pose_models.geometry import preprocess, to_input, to_original
 from pose_models.nets.heads import decode
 from pose_models.nets.model import ModelConfig, PoseNet
 

@@ -330,3 +330,35 @@ def test_watch_folder_waits_for_complete_files_and_never_scores_twice(tmp_path, 
     restarted = FolderWatcher(folder, LocalScorer(tmp_path / "out"), settle_seconds=0.0)
     restarted.process_ready()
     assert restarted.process_ready() == [] and len(restarted.processed()) == 1
+
+
+def test_watch_folder_submits_to_the_service(server, clip, tmp_path):
+    from behavior.session import write_session_sidecar
+    from service.watch import FolderWatcher, ServiceSubmitter
+
+    clip_obj, paths = clip
+    _, headers = server.lab("lab-watch")
+    study = httpx.post(f"{server.url}/api/v1/studies", json={"name": "watched"}, headers=headers).json()["id"]
+    folder = tmp_path / "rig"
+    folder.mkdir()
+    (folder / "rec9.mp4").write_bytes(paths["video"].read_bytes())
+    session = clip_obj.session.model_copy(update={"video": folder / "rec9.mp4", "session_id": "watched-9"})
+    write_session_sidecar(session, folder / "rec9.json")
+    submitter = ServiceSubmitter(server.url, headers["Authorization"].split()[1], study)
+    watcher = FolderWatcher(folder, submitter, settle_seconds=0.0)
+    watcher.process_ready()  # first look: remembers the size
+    results = watcher.process_ready()
+    assert len(results) == 1 and results[0].startswith("submitted watched-9 as job")
+    sessions = httpx.get(f"{server.url}/api/v1/studies/{study}/sessions", headers=headers).json()
+    assert [s["session_id"] for s in sessions] == ["watched-9"] and sessions[0]["job"]["status"] in (
+        "queued",
+        "running",
+        "done",
+        "failed",
+    )
+    # a restarted watcher with a lost state file resubmits: the service answers 409 and nothing is duplicated
+    (folder / ".painbattery-watch.sqlite").unlink()
+    again = FolderWatcher(folder, submitter, settle_seconds=0.0)
+    again.process_ready()
+    assert again.process_ready()[0].startswith("already submitted")
+    assert len(httpx.get(f"{server.url}/api/v1/studies/{study}/sessions", headers=headers).json()) == 1

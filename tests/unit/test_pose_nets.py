@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pose_models.data import augment, infer_symmetry, make_split, preprocess, to_input, to_original
+from pose_models.data import augment, infer_symmetry, make_split
+from pose_models.geometry import preprocess, to_input, to_original
 from pose_models.nets.efficientnet_lite import EfficientNetLite0, load_imagenet_weights
 from pose_models.nets.heads import HeatmapHead, OffsetHead, decode
 from pose_models.nets.model import AugmentConfig, ModelConfig, PoseNet
