@@ -481,9 +481,13 @@ def _score_and_report(
     key = read_unblind_key(unblind) if unblind else None
     with progress_bar() as progress:
         task = progress.add_task("scoring sessions", total=len(sessions))
+        frames = progress.add_task("frames analysed", total=None)
+        n_frames = [0]
 
         def report(done: int, total: int, r: dict) -> None:
             progress.update(task, completed=done, description=f"scoring sessions ({r['session_id']}: {r['status']})")
+            n_frames[0] += int((r.get("quality") or {}).get("frames", 0))
+            progress.update(frames, completed=n_frames[0])
 
         result = score_study(
             sessions, out, workers=workers, scheduler=scheduler, overrides=overrides, model=model, progress=report

@@ -67,8 +67,9 @@ def write_provenance(
         "libraries": _library_versions(),
         "config": config,
         "inputs": {str(p): file_sha256(p) for p in inputs},
-        "outputs": {str(Path(p).relative_to(out_dir) if Path(p).is_relative_to(out_dir) else p): file_sha256(p)
-                    for p in outputs},
+        "outputs": {
+            str(Path(p).relative_to(out_dir) if Path(p).is_relative_to(out_dir) else p): file_sha256(p) for p in outputs
+        },
     }
     path = out_dir / "provenance.json"
     path.write_text(json.dumps(record, indent=1, default=str) + "\n")

@@ -1,9 +1,9 @@
 """The study report: one self-contained HTML file (plots embedded as PNG) plus the CSV/Parquet tables.
 
 ``write_outputs`` writes ``measures.csv``, ``battery.csv``, ``stats.csv``, ``quality.csv``,
-``failures.csv`` (and Parquet copies of measures and battery) and ``report.html``: group x time
-tests, per-measure time courses (group mean +/- SEM with each animal, significance marks), the
-battery heatmap, pairwise comparisons, data quality, methods and provenance.
+``failures.csv``, ``change_from_baseline.csv`` (and Parquet copies of measures and battery) and
+``report.html``: group x time tests, per-measure time courses (group mean +/- SEM with each
+animal, significance marks), the battery heatmap, pairwise comparisons, data quality, methods and provenance.
 """
 
 from __future__ import annotations
@@ -282,6 +282,18 @@ def render_report(
     )
 
 
+def change_from_baseline_table(measures: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Every measure of every animal at every timepoint with its change from that animal's baseline."""
+    from behavior.stats import change_from_baseline
+
+    if measures.empty:
+        return pd.DataFrame(columns=["measure", "animal_id", "group", "timepoint", "value", "change"])
+    per_animal = measures.groupby(["measure", "animal_id", "group", "timepoint"], as_index=False)["value"].mean()
+    frames = [change_from_baseline(g, baseline).assign(measure=m) for m, g in per_animal.groupby("measure")]
+    out = pd.concat(frames, ignore_index=True) if frames else per_animal.assign(change=np.nan)
+    return out[["measure", "animal_id", "group", "timepoint", "value", "change"]]
+
+
 def write_outputs(
     out_dir: str | Path,
     measures: pd.DataFrame,
@@ -306,6 +318,7 @@ def write_outputs(
         "stats": out / "stats.csv",
         "quality": out / "quality.csv",
         "failures": out / "failures.csv",
+        "change": out / "change_from_baseline.csv",
         "report": out / "report.html",
     }
     measures.to_csv(paths["measures"], index=False)
@@ -313,6 +326,7 @@ def write_outputs(
     stats.to_csv(paths["stats"], index=False)
     quality.to_csv(paths["quality"], index=False)
     failures.to_csv(paths["failures"], index=False)
+    change_from_baseline_table(measures, config.baseline_timepoint).to_csv(paths["change"], index=False)
     measures.to_parquet(out / "measures.parquet", index=False)
     battery.to_parquet(out / "battery.parquet", index=False)
     paths["report"].write_text(

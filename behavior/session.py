@@ -198,13 +198,10 @@ def read_events(path: str | Path) -> list[Event]:
         items = [(i + 1, r) for i, r in enumerate(raw)]
         where = "event"
     elif path.suffix.lower() in (".csv", ".tsv"):
-        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
-                         keep_default_na=False)
+        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
         unknown = sorted(set(df.columns) - set(EVENT_COLUMNS))
         if unknown or not {"time_s", "kind"} <= set(df.columns):
-            raise ManifestError(
-                f"{path}: expected columns time_s,kind[,side,intensity], got {','.join(df.columns)}"
-            )
+            raise ManifestError(f"{path}: expected columns time_s,kind[,side,intensity], got {','.join(df.columns)}")
         items = [
             (i + 2, {k: (v if v != "" else None) for k, v in row.items()})
             for i, row in enumerate(df.to_dict("records"))

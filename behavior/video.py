@@ -113,5 +113,3 @@ def detect_light_switches(
     events = [{"time_s": f / info.fps, "kind": "light_on", "frame": int(f)} for f in on]
     events += [{"time_s": f / info.fps, "kind": "light_off", "frame": int(f)} for f in off]
     return sorted(events, key=lambda e: (e["frame"], e["kind"]))
-
-

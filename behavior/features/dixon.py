@@ -152,7 +152,9 @@ def dixon_k_ml(pattern: str, positions: np.ndarray | None = None) -> float:
 
     span = len(pattern) + 2.0
     result = minimize_scalar(
-        negative_log_likelihood, bounds=(x.min() - span, x.max() + span), method="bounded",
+        negative_log_likelihood,
+        bounds=(x.min() - span, x.max() + span),
+        method="bounded",
         options={"xatol": 1e-7},
     )
     return float(result.x)

@@ -153,8 +153,13 @@ def extract_hargreaves(
     """Withdrawal latency per paw; censored trials count at the cut-off (and are reported)."""
     events = stimulus_events(session, config, video)
     trials = withdrawal_trials(
-        poses, events, window_s=config.cutoff_s, paw_by_side=config.paw_keypoints, params=config.withdrawal,
-        px_per_mm=session.px_per_mm, fps=session.fps,
+        poses,
+        events,
+        window_s=config.cutoff_s,
+        paw_by_side=config.paw_keypoints,
+        params=config.withdrawal,
+        px_per_mm=session.px_per_mm,
+        fps=session.fps,
     )
     values = {}
     for side in SIDES:
@@ -176,8 +181,14 @@ def extract_von_frey(
     """50 % threshold per paw from filament events and withdrawals seen in the video."""
     events = stimulus_events(session, config, video)
     trials = withdrawal_trials(
-        poses, events, window_s=config.response_window_s, paw_by_side=config.paw_keypoints,
-        params=config.withdrawal, px_per_mm=session.px_per_mm, fps=session.fps, off_grace_s=config.off_grace_s,
+        poses,
+        events,
+        window_s=config.response_window_s,
+        paw_by_side=config.paw_keypoints,
+        params=config.withdrawal,
+        px_per_mm=session.px_per_mm,
+        fps=session.fps,
+        off_grace_s=config.off_grace_s,
     )
     series = FilamentSeries.load(config.series)
     score: Callable = updown_threshold if config.method == "updown" else sudo_threshold
@@ -194,8 +205,9 @@ def extract_von_frey(
             values[side] = (r.threshold_g, len(t), f"{r.pattern} {r.flag}".strip())
         except SequenceError as exc:
             values[side] = (math.nan, len(t), str(exc))
-    return AssayResult(measures=_per_side("threshold", "g", values, session.side, difference=False),
-                       tables={"trials": trials})
+    return AssayResult(
+        measures=_per_side("threshold", "g", values, session.side, difference=False), tables={"trials": trials}
+    )
 
 
 @register_extractor("paws")

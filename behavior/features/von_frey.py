@@ -77,9 +77,7 @@ class FilamentSeries(BaseModel):
     def _increasing(cls, filaments: list[Filament]) -> list[Filament]:
         marks = [f.marking for f in filaments]
         forces = [f.force_g for f in filaments]
-        if any(b <= a for a, b in itertools.pairwise(marks)) or any(
-            b <= a for a, b in itertools.pairwise(forces)
-        ):
+        if any(b <= a for a, b in itertools.pairwise(marks)) or any(b <= a for a, b in itertools.pairwise(forces)):
             raise ValueError("expected filaments in increasing order of marking and force")
         return filaments
 
@@ -353,8 +351,9 @@ def thresholds_table(
             where = f" (lines {lines[0]}-{lines[-1]})" if lines else ""
             errors.append(f"animal {animal} paw {paw}{where}: {exc}")
             continue
-        rows.append({"animal_id": animal, "paw": paw, "threshold_g": r.threshold_g, "pattern": r.pattern,
-                     "flag": r.flag})
+        rows.append(
+            {"animal_id": animal, "paw": paw, "threshold_g": r.threshold_g, "pattern": r.pattern, "flag": r.flag}
+        )
     if errors:
         raise SequenceError("; ".join(errors))
     return pd.DataFrame(rows, columns=["animal_id", "paw", "threshold_g", "pattern", "flag"])

@@ -25,7 +25,15 @@ from pose_models.poses import drop_low_confidence, interpolate_gaps, validate_po
 __all__ = ["TRIAL_COLUMNS", "WithdrawalParams", "WithdrawalTrial", "detect_withdrawal", "withdrawal_trials"]
 
 TRIAL_COLUMNS = (
-    "trial", "stimulus_time_s", "latency_s", "responded", "censored", "side", "paw", "intensity", "quality",
+    "trial",
+    "stimulus_time_s",
+    "latency_s",
+    "responded",
+    "censored",
+    "side",
+    "paw",
+    "intensity",
+    "quality",
 )
 
 
@@ -225,15 +233,17 @@ def withdrawal_trials(
                 window = min(window_s, float(later["time_s"].iloc[0]) - float(stim["time_s"]) + off_grace_s)
         trial = detect_withdrawal(tracks[keypoint], fps, row, window_s=window, params=params, px_per_mm=px_per_mm)
         intensity = stim.get("intensity")
-        rows.append({
-            "trial": i + 1,
-            "stimulus_time_s": float(stim["time_s"]),
-            "latency_s": trial.latency_s,
-            "responded": trial.responded,
-            "censored": trial.censored,
-            "side": side,
-            "paw": keypoint,
-            "intensity": float(intensity) if intensity is not None and pd.notna(intensity) else np.nan,
-            "quality": trial.quality,
-        })
+        rows.append(
+            {
+                "trial": i + 1,
+                "stimulus_time_s": float(stim["time_s"]),
+                "latency_s": trial.latency_s,
+                "responded": trial.responded,
+                "censored": trial.censored,
+                "side": side,
+                "paw": keypoint,
+                "intensity": float(intensity) if intensity is not None and pd.notna(intensity) else np.nan,
+                "quality": trial.quality,
+            }
+        )
     return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))

@@ -52,9 +52,13 @@ class Animal:
         Scale of the frame.
     """
 
-    def __init__(self, view: Literal["top", "side"], px_per_mm: float,
-                 color: tuple[float, float, float] = (34.0, 31.0, 33.0),
-                 tail_color: tuple[float, float, float] = (120.0, 104.0, 104.0)) -> None:
+    def __init__(
+        self,
+        view: Literal["top", "side"],
+        px_per_mm: float,
+        color: tuple[float, float, float] = (34.0, 31.0, 33.0),
+        tail_color: tuple[float, float, float] = (120.0, 104.0, 104.0),
+    ) -> None:
         self.view = view
         self.ppm = px_per_mm
         self.shapes = _TOP if view == "top" else _SIDE
@@ -78,11 +82,13 @@ class Animal:
 
     def keypoints(self, centroid_px: np.ndarray, heading_rad: float) -> np.ndarray:
         """``(3, 2)`` positions of snout, centroid, tailbase."""
-        return np.array([
-            self.to_image(centroid_px, heading_rad, _SNOUT[self.view]),
-            np.asarray(centroid_px, float),
-            self.to_image(centroid_px, heading_rad, _TAILBASE[self.view]),
-        ])
+        return np.array(
+            [
+                self.to_image(centroid_px, heading_rad, _SNOUT[self.view]),
+                np.asarray(centroid_px, float),
+                self.to_image(centroid_px, heading_rad, _TAILBASE[self.view]),
+            ]
+        )
 
     def paint(self, img: np.ndarray, centroid_px: np.ndarray, heading_rad: float, tail_bend: float = 0.0) -> None:
         """Paint the tail (thin, lighter) then the body."""

@@ -272,8 +272,15 @@ def make_clip(
         events=sorted(events, key=lambda e: e.time_s),
     )
     truth = to_jsonable(
-        {"assay": assay, "fps": fps, "px_per_mm": px_per_mm, "n_frames": n,
-         "frame_height_px": frames.shape[1], "frame_width_px": frames.shape[2], **truth}
+        {
+            "assay": assay,
+            "fps": fps,
+            "px_per_mm": px_per_mm,
+            "n_frames": n,
+            "frame_height_px": frames.shape[1],
+            "frame_width_px": frames.shape[2],
+            **truth,
+        }
     )
     return Clip(name=name, frames=frames, poses=poses, session=session, truth=truth, video_fps=video_fps)
 

@@ -73,8 +73,10 @@ class BurrowingParams:
         if not 0 < self.initial_fill_fraction <= 1:
             raise ValueError(f"expected initial_fill_fraction in (0, 1], got {self.initial_fill_fraction}")
         if self.displaced_fraction_per_min < 0 or self.latency_to_start_s < 0:
-            raise ValueError("expected displaced_fraction_per_min >= 0 and latency_to_start_s >= 0, got "
-                             f"{self.displaced_fraction_per_min}, {self.latency_to_start_s}")
+            raise ValueError(
+                "expected displaced_fraction_per_min >= 0 and latency_to_start_s >= 0, got "
+                f"{self.displaced_fraction_per_min}, {self.latency_to_start_s}"
+            )
         for name in ("duration_s", "frame_interval_s", "playback_fps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"expected {name} > 0, got {getattr(self, name)}")
@@ -161,13 +163,21 @@ def simulate_burrowing(params: BurrowingParams, rng: np.random.Generator) -> Cli
         "fill_rule": "fill_fraction = initial_fill_fraction * (1 - displaced); covered share of tube_roi",
     }
     return make_clip(
-        assay="burrowing", frames=frames, positions_px=pos, keypoints=ANIMAL_KEYPOINTS, skeleton=ANIMAL_SKELETON,
-        fps=1.0 / p.frame_interval_s, px_per_mm=ppm, truth=truth, video_fps=p.playback_fps,
+        assay="burrowing",
+        frames=frames,
+        positions_px=pos,
+        keypoints=ANIMAL_KEYPOINTS,
+        skeleton=ANIMAL_SKELETON,
+        fps=1.0 / p.frame_interval_s,
+        px_per_mm=ppm,
+        truth=truth,
+        video_fps=p.playback_fps,
     )
 
 
-def _background(rng: np.random.Generator, w: int, h: int, floor_y: float, tx0: int, ty0: int, length: int,
-                diam: int) -> np.ndarray:
+def _background(
+    rng: np.random.Generator, w: int, h: int, floor_y: float, tx0: int, ty0: int, length: int, diam: int
+) -> np.ndarray:
     bg = np.empty((h, w, 3), np.float32)
     bg[:] = WALL_RGB
     bg *= np.linspace(1.03, 0.93, h, dtype=np.float32)[:, None, None]
@@ -179,8 +189,11 @@ def _background(rng: np.random.Generator, w: int, h: int, floor_y: float, tx0: i
     bg[fy:] = bedding
     bg += grain(rng, h, w, 1.5)[:, :, None]
     # Tube body (translucent grey plastic), closed end cap on the left, rim at the mouth.
-    paint_polygon(bg, np.array([[tx0, ty0], [tx0 + length, ty0], [tx0 + length, ty0 + diam], [tx0, ty0 + diam]])
-                  - 0.5, (150.0, 154.0, 156.0))
+    paint_polygon(
+        bg,
+        np.array([[tx0, ty0], [tx0 + length, ty0], [tx0 + length, ty0 + diam], [tx0, ty0 + diam]]) - 0.5,
+        (150.0, 154.0, 156.0),
+    )
     paint_capsule(bg, (tx0 + length - 1, ty0 - 1), (tx0 + length - 1, ty0 + diam), 3.0, (128.0, 132.0, 134.0))
     paint_capsule(bg, (tx0, ty0), (tx0, ty0 + diam - 1), 3.0, (120.0, 124.0, 126.0))
     paint_capsule(bg, (tx0 + 8, ty0 + diam + 1), (tx0 + 8, ty0 + diam + 6), 3.0, (90.0, 90.0, 92.0))  # stand
@@ -194,14 +207,23 @@ def _gravel_texture(rng: np.random.Generator, rh: int, rw: int) -> np.ndarray:
     for _ in range(rh * rw // 5):
         c = rng.uniform(60, 140)
         tint = rng.uniform(0.85, 1.0, 3) * np.array([1.0, 0.95, 0.85])
-        cv2.ellipse(tex, (int(rng.integers(0, rw)), int(rng.integers(0, rh))),
-                    (int(rng.integers(1, 3)), int(rng.integers(1, 3))), float(rng.uniform(0, 180)), 0, 360,
-                    tuple(float(v) for v in c * tint), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            tex,
+            (int(rng.integers(0, rw)), int(rng.integers(0, rh))),
+            (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            tuple(float(v) for v in c * tint),
+            -1,
+            cv2.LINE_AA,
+        )
     return tex.astype(np.float32)
 
 
-def _paint_substrate(img: np.ndarray, interior: np.ndarray, gravel: np.ndarray, roi: list[int], fill: float,
-                     rng_slope: float) -> None:
+def _paint_substrate(
+    img: np.ndarray, interior: np.ndarray, gravel: np.ndarray, roi: list[int], fill: float, rng_slope: float
+) -> None:
     rx, ry, rw, rh = roi
     region = img[ry : ry + rh, rx : rx + rw]
     region[:] = interior

@@ -319,8 +319,15 @@ class _PawScene:
 
 
 def _finish_clip(
-    assay: str, p: _SceneParams, scene: _PawScene, rng: np.random.Generator, lift: dict[str, np.ndarray],
-    truth: dict[str, Any], events: list[Event], spot: Any = None, filament: Any = None,
+    assay: str,
+    p: _SceneParams,
+    scene: _PawScene,
+    rng: np.random.Generator,
+    lift: dict[str, np.ndarray],
+    truth: dict[str, Any],
+    events: list[Event],
+    spot: Any = None,
+    filament: Any = None,
 ) -> Clip:
     pos = scene.positions(lift)
     frames = scene.render(rng, pos, lift, spot=spot, filament=filament)
@@ -332,14 +339,20 @@ def _finish_clip(
         **truth,
     }
     return make_clip(
-        assay=assay, frames=frames, positions_px=pos, keypoints=EVOKED_KEYPOINTS, skeleton=EVOKED_SKELETON,
-        fps=p.fps, px_per_mm=p.px_per_mm, truth=truth, events=events, side=p.side,
+        assay=assay,
+        frames=frames,
+        positions_px=pos,
+        keypoints=EVOKED_KEYPOINTS,
+        skeleton=EVOKED_SKELETON,
+        fps=p.fps,
+        px_per_mm=p.px_per_mm,
+        truth=truth,
+        events=events,
+        side=p.side,
     )
 
 
-def _timeline(
-    p: _SceneParams, scene: _PawScene, trials: list[dict[str, Any]]
-) -> tuple[int, dict[str, np.ndarray]]:
+def _timeline(p: _SceneParams, scene: _PawScene, trials: list[dict[str, Any]]) -> tuple[int, dict[str, np.ndarray]]:
     """Place trials in time. Each trial dict has ``side``, ``off_after`` (frames the stimulus stays
     on if no withdrawal) and ``withdraw_after`` (frames to withdrawal or None); fills in frames."""
     fps = p.fps
@@ -376,8 +389,15 @@ def simulate_hargreaves(params: HargreavesParams, rng: np.random.Generator) -> C
     for side, lat in zip(sides, p.latencies_s, strict=True):
         lat_frames = max(round(lat * p.fps), 1) if math.isfinite(lat) else None
         censored = lat_frames is None or lat >= p.cutoff_s or lat_frames >= cutoff_frames
-        trials.append({"side": side, "latency_set_s": lat, "censored": censored, "off_after": cutoff_frames,
-                       "withdraw_after": None if censored else lat_frames})
+        trials.append(
+            {
+                "side": side,
+                "latency_set_s": lat,
+                "censored": censored,
+                "off_after": cutoff_frames,
+                "withdraw_after": None if censored else lat_frames,
+            }
+        )
     n, lift = _timeline(p, scene, trials)
     r_px = p.spot_radius_mm * p.px_per_mm
     spot: list[Any] = [None] * n
@@ -388,18 +408,20 @@ def simulate_hargreaves(params: HargreavesParams, rng: np.random.Generator) -> C
         events.append(Event(time_s=tr["onset_frame"] / p.fps, kind="stimulus_on", side=tr["side"]))
         events.append(Event(time_s=tr["off_frame"] / p.fps, kind="stimulus_off", side=tr["side"]))
         w = tr["withdrawal_frame"]
-        out.append({
-            "trial": k,
-            "side": tr["side"],
-            "onset_frame": tr["onset_frame"],
-            "onset_s": tr["onset_frame"] / p.fps,
-            "light_off_frame": tr["off_frame"],
-            "withdrawal_frame": w,
-            "latency_set_s": tr["latency_set_s"],
-            "latency_s": (w - tr["onset_frame"]) / p.fps if w is not None else float(p.cutoff_s),
-            "censored": tr["censored"],
-            "roi": scene.roi(tr["side"], p.spot_radius_mm),
-        })
+        out.append(
+            {
+                "trial": k,
+                "side": tr["side"],
+                "onset_frame": tr["onset_frame"],
+                "onset_s": tr["onset_frame"] / p.fps,
+                "light_off_frame": tr["off_frame"],
+                "withdrawal_frame": w,
+                "latency_set_s": tr["latency_set_s"],
+                "latency_s": (w - tr["onset_frame"]) / p.fps if w is not None else float(p.cutoff_s),
+                "censored": tr["censored"],
+                "roi": scene.roi(tr["side"], p.spot_radius_mm),
+            }
+        )
     truth = {
         "cutoff_s": p.cutoff_s,
         "roi": scene.roi(p.side, p.spot_radius_mm),
@@ -419,29 +441,40 @@ def simulate_von_frey(params: VonFreyParams, rng: np.random.Generator) -> Clip:
     app_frames = max(round(p.application_s * p.fps), 1)
     trials = []
     for side, g, resp, lat in zip(sides, p.filaments_g, p.responses, p.response_latency_s, strict=True):
-        trials.append({"side": side, "filament_g": g, "response": resp, "off_after": app_frames,
-                       "withdraw_after": max(round(lat * p.fps), 1) if resp == "X" else None})
+        trials.append(
+            {
+                "side": side,
+                "filament_g": g,
+                "response": resp,
+                "off_after": app_frames,
+                "withdraw_after": max(round(lat * p.fps), 1) if resp == "X" else None,
+            }
+        )
     n, lift = _timeline(p, scene, trials)
     filament: list[Any] = [None] * n
     events, out = [], []
     for k, tr in enumerate(trials):
         for i in range(tr["onset_frame"], tr["off_frame"]):
             filament[i] = (tr["side"], tr["filament_g"])
-        events.append(Event(time_s=tr["onset_frame"] / p.fps, kind="stimulus_on", side=tr["side"],
-                            intensity=tr["filament_g"]))
-        events.append(Event(time_s=tr["off_frame"] / p.fps, kind="stimulus_off", side=tr["side"],
-                            intensity=tr["filament_g"]))
+        events.append(
+            Event(time_s=tr["onset_frame"] / p.fps, kind="stimulus_on", side=tr["side"], intensity=tr["filament_g"])
+        )
+        events.append(
+            Event(time_s=tr["off_frame"] / p.fps, kind="stimulus_off", side=tr["side"], intensity=tr["filament_g"])
+        )
         w = tr["withdrawal_frame"]
-        out.append({
-            "trial": k,
-            "side": tr["side"],
-            "filament_g": tr["filament_g"],
-            "response": tr["response"],
-            "onset_frame": tr["onset_frame"],
-            "onset_s": tr["onset_frame"] / p.fps,
-            "off_frame": tr["off_frame"],
-            "withdrawal_frame": w,
-            "latency_s": (w - tr["onset_frame"]) / p.fps if w is not None else None,
-        })
+        out.append(
+            {
+                "trial": k,
+                "side": tr["side"],
+                "filament_g": tr["filament_g"],
+                "response": tr["response"],
+                "onset_frame": tr["onset_frame"],
+                "onset_s": tr["onset_frame"] / p.fps,
+                "off_frame": tr["off_frame"],
+                "withdrawal_frame": w,
+                "latency_s": (w - tr["onset_frame"]) / p.fps if w is not None else None,
+            }
+        )
     truth = {"application_s": p.application_s, "trials": out}
     return _finish_clip("von_frey", p, scene, rng, lift, truth, events, filament=filament)

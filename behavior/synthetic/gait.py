@@ -137,9 +137,7 @@ class GaitParams:
 
     def __post_init__(self) -> None:
         self.stride_length_mm = _per_paw("stride_length_mm", self.stride_length_mm, DEFAULT_STRIDE_LENGTH_MM)
-        self.stance_duration_s = _per_paw(
-            "stance_duration_s", self.stance_duration_s, DEFAULT_STANCE_DURATION_S
-        )
+        self.stance_duration_s = _per_paw("stance_duration_s", self.stance_duration_s, DEFAULT_STANCE_DURATION_S)
         self.print_area_mm2 = _per_paw("print_area_mm2", self.print_area_mm2, DEFAULT_PRINT_AREA_MM2)
         self.print_intensity = _per_paw("print_intensity", self.print_intensity, DEFAULT_PRINT_INTENSITY)
         self.print_aspect = _per_paw("print_aspect", self.print_aspect, DEFAULT_PRINT_ASPECT)
@@ -152,8 +150,7 @@ class GaitParams:
         for p in PAWS:
             stride, stance = self.stride_length_mm[p], self.stance_duration_s[p]
             if stride <= 0 or stance <= 0:
-                raise ValueError(f"expected stride_length_mm and stance_duration_s > 0 for {p}, got "
-                                 f"{stride}, {stance}")
+                raise ValueError(f"expected stride_length_mm and stance_duration_s > 0 for {p}, got {stride}, {stance}")
             cycle = stride / self.speed_mm_s
             if stance >= cycle:
                 raise ValueError(
@@ -161,21 +158,24 @@ class GaitParams:
                     f"(stride_length_mm / speed_mm_s), got {stance}"
                 )
             if self.print_area_mm2[p] <= 0 or self.print_aspect[p] < 1:
-                raise ValueError(f"expected print_area_mm2 > 0 and print_aspect >= 1 for {p}, got "
-                                 f"{self.print_area_mm2[p]}, {self.print_aspect[p]}")
+                raise ValueError(
+                    f"expected print_area_mm2 > 0 and print_aspect >= 1 for {p}, got "
+                    f"{self.print_area_mm2[p]}, {self.print_aspect[p]}"
+                )
             if not MIN_PRINT_INTENSITY <= self.print_intensity[p] <= 255:
-                raise ValueError(f"expected print_intensity in [{MIN_PRINT_INTENSITY:g}, 255] for {p}, "
-                                 f"got {self.print_intensity[p]}")
+                raise ValueError(
+                    f"expected print_intensity in [{MIN_PRINT_INTENSITY:g}, 255] for {p}, got {self.print_intensity[p]}"
+                )
             if not 0 <= self.phase_offset[p] < 1:
                 raise ValueError(f"expected phase_offset in [0, 1) for {p}, got {self.phase_offset[p]}")
-        if self.frame_width_px % 2 or self.frame_height_px % 2 or min(self.frame_width_px,
-                                                                      self.frame_height_px) < 16:
-            raise ValueError(f"expected even frame sizes >= 16 px, got {self.frame_width_px}x"
-                             f"{self.frame_height_px}")
+        if self.frame_width_px % 2 or self.frame_height_px % 2 or min(self.frame_width_px, self.frame_height_px) < 16:
+            raise ValueError(f"expected even frame sizes >= 16 px, got {self.frame_width_px}x{self.frame_height_px}")
         half_width_mm = (self.frame_height_px - 1) / 2 / self.px_per_mm
         if max(self.fore_base_mm, self.hind_base_mm) / 2 + 3 > half_width_mm:
-            raise ValueError(f"expected the base of support to fit the {2 * half_width_mm:.0f} mm wide "
-                             f"walkway, got fore {self.fore_base_mm} mm, hind {self.hind_base_mm} mm")
+            raise ValueError(
+                f"expected the base of support to fit the {2 * half_width_mm:.0f} mm wide "
+                f"walkway, got fore {self.fore_base_mm} mm, hind {self.hind_base_mm} mm"
+            )
 
     def print_axes_px(self, paw: str) -> tuple[float, float]:
         """Semi-axes (long, short) of the paw's print ellipse in pixels."""

@@ -40,7 +40,15 @@ from behavior.synthetic.render import blotches, finish, grain, paint_capsule, pa
 __all__ = ["GRIMACE_KEYPOINTS", "GRIMACE_SKELETON", "GrimaceParams", "action_unit_scores", "simulate_grimace"]
 
 GRIMACE_KEYPOINTS = (
-    "nose", "eye_top", "eye_bottom", "eye_front", "eye_back", "ear_base", "ear_tip", "whisker_pad", "cheek",
+    "nose",
+    "eye_top",
+    "eye_bottom",
+    "eye_front",
+    "eye_back",
+    "ear_base",
+    "ear_tip",
+    "whisker_pad",
+    "cheek",
 )
 GRIMACE_SKELETON = (
     ("nose", "whisker_pad"),
@@ -122,8 +130,13 @@ class GrimaceParams:
     frame_height_px: int = 180
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("eye_aperture", 0, 1), ("nose_bulge", 0, 1), ("cheek_bulge", 0, 1),
-                             ("ear_angle_deg", 0, 120), ("whisker_angle_deg", 0, 180)):
+        for name, lo, hi in (
+            ("eye_aperture", 0, 1),
+            ("nose_bulge", 0, 1),
+            ("cheek_bulge", 0, 1),
+            ("ear_angle_deg", 0, 120),
+            ("whisker_angle_deg", 0, 180),
+        ):
             v = getattr(self, name)
             if not lo <= v <= hi:
                 raise ValueError(f"expected {name} in [{lo}, {hi}], got {v}")
@@ -131,8 +144,10 @@ class GrimaceParams:
             if not getattr(self, name) > 0:
                 raise ValueError(f"expected {name} > 0, got {getattr(self, name)}")
         if self.head_motion_px < 0 or self.head_rotation_deg < 0:
-            raise ValueError("expected head_motion_px and head_rotation_deg >= 0, got "
-                             f"{self.head_motion_px}, {self.head_rotation_deg}")
+            raise ValueError(
+                "expected head_motion_px and head_rotation_deg >= 0, got "
+                f"{self.head_motion_px}, {self.head_rotation_deg}"
+            )
         if self.facing not in ("left", "right"):
             raise ValueError(f"expected facing 'left' or 'right', got {self.facing!r}")
         if self.frame_width_px % 2 or self.frame_height_px % 2:
@@ -158,8 +173,15 @@ class _Pose:
         """Image angle of a direction given in the head frame (degrees, image axes)."""
         return (180.0 - deg if self.mirror else deg) + self.angle
 
-    def ellipse(self, img: np.ndarray, uv: tuple[float, float], axes_mm: tuple[float, float], deg: float,
-                color: tuple[float, float, float], alpha: float = 1.0) -> None:
+    def ellipse(
+        self,
+        img: np.ndarray,
+        uv: tuple[float, float],
+        axes_mm: tuple[float, float],
+        deg: float,
+        color: tuple[float, float, float],
+        alpha: float = 1.0,
+    ) -> None:
         paint_ellipse(img, self.pt(uv), (axes_mm[0] * self.ppm, axes_mm[1] * self.ppm), self.ang(deg), color, alpha)
 
 
@@ -235,13 +257,23 @@ def simulate_grimace(params: GrimaceParams, rng: np.random.Generator) -> Clip:
         },
     }
     return make_clip(
-        assay="grimace", frames=frames, positions_px=pos, keypoints=GRIMACE_KEYPOINTS,
-        skeleton=GRIMACE_SKELETON, fps=p.fps, px_per_mm=ppm, truth=truth,
+        assay="grimace",
+        frames=frames,
+        positions_px=pos,
+        keypoints=GRIMACE_KEYPOINTS,
+        skeleton=GRIMACE_SKELETON,
+        fps=p.fps,
+        px_per_mm=ppm,
+        truth=truth,
     )
 
 
 def _draw_face(
-    img: np.ndarray, tf: _Pose, p: GrimaceParams, ear_dir: np.ndarray, whisk_spread: np.ndarray,
+    img: np.ndarray,
+    tf: _Pose,
+    p: GrimaceParams,
+    ear_dir: np.ndarray,
+    whisk_spread: np.ndarray,
     whisk_len: np.ndarray,
 ) -> None:
     ppm = p.px_per_mm
@@ -261,10 +293,16 @@ def _draw_face(
     tf.ellipse(img, WHISKER_PAD_MM, (3.0, 2.2), 10.0, (150.0, 130.0, 118.0))
     tf.ellipse(img, NOSE_MM, (1.4, 1.1), 0.0, (214.0, 150.0, 150.0))
     # Near ear: fur rim and pink inside.
-    tf.ellipse(img, tuple(base + EAR_LENGTH_MM / 2 * ear_dir), (EAR_LENGTH_MM / 2, EAR_HALF_WIDTH_MM), ear_deg,
-               fur_dark)
-    tf.ellipse(img, tuple(base + EAR_LENGTH_MM / 2 * ear_dir), (EAR_LENGTH_MM / 2 - 0.9, EAR_HALF_WIDTH_MM - 1.0),
-               ear_deg, (206.0, 150.0, 146.0))
+    tf.ellipse(
+        img, tuple(base + EAR_LENGTH_MM / 2 * ear_dir), (EAR_LENGTH_MM / 2, EAR_HALF_WIDTH_MM), ear_deg, fur_dark
+    )
+    tf.ellipse(
+        img,
+        tuple(base + EAR_LENGTH_MM / 2 * ear_dir),
+        (EAR_LENGTH_MM / 2 - 0.9, EAR_HALF_WIDTH_MM - 1.0),
+        ear_deg,
+        (206.0, 150.0, 146.0),
+    )
     # Eye: darker rim, then the opening.
     a = p.eye_aperture
     tf.ellipse(img, (0.0, 0.0), (EYE_HALF_WIDTH_MM + 0.7, a * EYE_HALF_HEIGHT_MM + 0.6), 0.0, fur_dark)

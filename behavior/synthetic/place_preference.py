@@ -86,15 +86,18 @@ class PlacePreferenceParams:
                 raise ValueError(f"expected paired_fraction in [0, 1], got {self.paired_fraction}")
             self.time_in_paired_s = self.paired_fraction * self.duration_s
         if not 0 <= self.time_in_paired_s <= self.duration_s:
-            raise ValueError(f"expected time_in_paired_s in [0, duration_s={self.duration_s}], got "
-                             f"{self.time_in_paired_s}")
+            raise ValueError(
+                f"expected time_in_paired_s in [0, duration_s={self.duration_s}], got {self.time_in_paired_s}"
+            )
         if int(self.n_entries) != self.n_entries or self.n_entries < 0:
             raise ValueError(f"expected a whole number n_entries >= 0, got {self.n_entries}")
         self.n_entries = int(self.n_entries)
         box_w, box_h = BOX_MM[0] * self.px_per_mm, BOX_MM[1] * self.px_per_mm
         if box_w + 8 > self.frame_width_px or box_h + 8 > self.frame_height_px:
-            raise ValueError(f"expected the {BOX_MM[0]:g}x{BOX_MM[1]:g} mm box to fit the frame at "
-                             f"px_per_mm={self.px_per_mm}, got a {self.frame_width_px}x{self.frame_height_px} frame")
+            raise ValueError(
+                f"expected the {BOX_MM[0]:g}x{BOX_MM[1]:g} mm box to fit the frame at "
+                f"px_per_mm={self.px_per_mm}, got a {self.frame_width_px}x{self.frame_height_px} frame"
+            )
         if self.frame_width_px % 2 or self.frame_height_px % 2:
             raise ValueError(f"expected even frame sizes, got {self.frame_width_px}x{self.frame_height_px}")
 
@@ -176,8 +179,11 @@ def simulate_place_preference(params: PlacePreferenceParams, rng: np.random.Gene
         sign = paired_sign if chamber == "P" else -paired_sign
         xlo, xhi = (div_x + delta, bx0 + box_w - margin) if sign > 0 else (bx0 + margin, div_x - delta)
         ylo, yhi = by0 + margin, by0 + box_h - margin
-        entry = np.array([div_x + sign * delta, y_cross]) if vi > 0 else np.array(
-            [rng.uniform(xlo, xhi), rng.uniform(ylo, yhi)])
+        entry = (
+            np.array([div_x + sign * delta, y_cross])
+            if vi > 0
+            else np.array([rng.uniform(xlo, xhi), rng.uniform(ylo, yhi)])
+        )
         last = vi == len(visits) - 1
         y_next = rng.uniform(door[0] + 10 * ppm, door[1] - 10 * ppm)
         exit_pt = None if last else np.array([div_x + sign * delta, y_next])
@@ -225,13 +231,25 @@ def simulate_place_preference(params: PlacePreferenceParams, rng: np.random.Gene
         "duration_s": n / p.fps,
     }
     return make_clip(
-        assay="place_preference", frames=frames, positions_px=pos, keypoints=ANIMAL_KEYPOINTS,
-        skeleton=ANIMAL_SKELETON, fps=p.fps, px_per_mm=ppm, truth=truth,
+        assay="place_preference",
+        frames=frames,
+        positions_px=pos,
+        keypoints=ANIMAL_KEYPOINTS,
+        skeleton=ANIMAL_SKELETON,
+        fps=p.fps,
+        px_per_mm=ppm,
+        truth=truth,
     )
 
 
-def _wander(rng: np.random.Generator, start: np.ndarray, end: np.ndarray | None, length: int,
-            bounds: tuple[float, float, float, float], step_px: float) -> np.ndarray:
+def _wander(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    end: np.ndarray | None,
+    length: int,
+    bounds: tuple[float, float, float, float],
+    step_px: float,
+) -> np.ndarray:
     """Positions for ``length`` frames from ``start`` (frame 0) to ``end`` (last frame) inside ``bounds``.
 
     Straight segments between waypoints with eased timing (pauses at the waypoints); every point is a
@@ -241,8 +259,11 @@ def _wander(rng: np.random.Generator, start: np.ndarray, end: np.ndarray | None,
     if length == 1:
         return start[None].copy()
     n_way = max(int(length * step_px / 60.0), 0)  # about one waypoint per 60 px of walking
-    times = np.sort(rng.choice(np.arange(1, length - 1), size=min(n_way, max(length - 2, 0)), replace=False)) \
-        if length > 2 else np.zeros(0, int)
+    times = (
+        np.sort(rng.choice(np.arange(1, length - 1), size=min(n_way, max(length - 2, 0)), replace=False))
+        if length > 2
+        else np.zeros(0, int)
+    )
     pts = [start]
     for _ in times:
         pts.append(np.array([rng.uniform(xlo, xhi), rng.uniform(ylo, yhi)]))
@@ -271,8 +292,17 @@ def _headings(cx: np.ndarray, cy: np.ndarray, initial: float) -> np.ndarray:
     return out
 
 
-def _background(rng: np.random.Generator, w: int, h: int, bx0: float, by0: float, box_w: float, box_h: float,
-                div_x: float, door: tuple[float, float]) -> np.ndarray:
+def _background(
+    rng: np.random.Generator,
+    w: int,
+    h: int,
+    bx0: float,
+    by0: float,
+    box_w: float,
+    box_h: float,
+    div_x: float,
+    door: tuple[float, float],
+) -> np.ndarray:
     bg = np.empty((h, w, 3), np.float32)
     bg[:] = (84.0, 84.0, 88.0)  # bench around the box
     x = np.arange(w)[None, :]

@@ -60,8 +60,18 @@ __all__ = [
 CHAPLAN_SERIES_G = (0.4, 0.6, 1.0, 2.0, 4.0, 6.0, 8.0, 15.0)
 #: Columns of the study manifest (the manifest format of :func:`behavior.session.read_manifest`).
 MANIFEST_COLUMNS = (
-    "session_id", "animal_id", "group", "timepoint", "assay", "side", "video", "pose", "fps", "px_per_mm",
-    "events", "model",
+    "session_id",
+    "animal_id",
+    "group",
+    "timepoint",
+    "assay",
+    "side",
+    "video",
+    "pose",
+    "fps",
+    "px_per_mm",
+    "events",
+    "model",
 )
 DEFAULT_ASSAYS = ("hargreaves", "von_frey", "gait", "grimace", "burrowing", "place_preference")
 
@@ -92,9 +102,7 @@ class StudyEffects:
         Shift of the share of time in the paired chamber at full effect.
     """
 
-    group_effect: Mapping[str, float] = field(
-        default_factory=lambda: {"Control": 0.0, "CCI": 1.0, "CCI+MSC": 0.5}
-    )
+    group_effect: Mapping[str, float] = field(default_factory=lambda: {"Control": 0.0, "CCI": 1.0, "CCI+MSC": 0.5})
     default_group_effect: float | None = None
     timepoint_effect: Mapping[str, float] = field(default_factory=lambda: {"baseline": 0.0})
     default_timepoint_effect: float = 1.0
@@ -124,8 +132,9 @@ class StudyEffects:
         elif self.default_group_effect is not None:
             g = float(self.default_group_effect)
         else:
-            raise ValueError(f"expected a group from {sorted(self.group_effect)} (StudyEffects.group_effect), "
-                             f"got {group!r}")
+            raise ValueError(
+                f"expected a group from {sorted(self.group_effect)} (StudyEffects.group_effect), got {group!r}"
+            )
         t = float(self.timepoint_effect.get(timepoint, self.default_timepoint_effect))
         return g * t
 
@@ -168,8 +177,22 @@ class StudyBaseline:
 
 # Random effects drawn per animal, in this order (so adding an assay never changes the others).
 _TRAITS = (
-    "hargreaves", "hargreaves_contra", "von_frey", "von_frey_contra", "gait_area", "gait_stance", "gait_stride",
-    "gait_speed", "gait_intensity", "eye", "ear", "nose", "cheek", "whisker", "burrow_rate", "burrow_latency",
+    "hargreaves",
+    "hargreaves_contra",
+    "von_frey",
+    "von_frey_contra",
+    "gait_area",
+    "gait_stance",
+    "gait_stride",
+    "gait_speed",
+    "gait_intensity",
+    "eye",
+    "ear",
+    "nose",
+    "cheek",
+    "whisker",
+    "burrow_rate",
+    "burrow_latency",
     "cpp",
 )
 
@@ -247,8 +270,7 @@ def up_down_sequence(
 
 def _hargreaves(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     b = c.base
-    pop = {"ipsi": b.hargreaves_latency_s * c.lin(c.effects.hargreaves_latency_ratio),
-           "contra": b.hargreaves_latency_s}
+    pop = {"ipsi": b.hargreaves_latency_s * c.lin(c.effects.hargreaves_latency_ratio), "contra": b.hargreaves_latency_s}
     true = {
         "ipsi": pop["ipsi"] * math.exp(b.hargreaves_animal_cv * c.z["hargreaves"]) * c.noise(),
         "contra": pop["contra"] * math.exp(b.hargreaves_animal_cv * c.z["hargreaves_contra"]) * c.noise(),
@@ -256,8 +278,10 @@ def _hargreaves(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     lat = [true[k] * math.exp(b.hargreaves_trial_cv * c.rng.standard_normal()) for k in ("ipsi", "contra")]
     params = {"latencies_s": lat, "trial_sides": [c.side, c.contra], "side": c.side}
     cols = {
-        "hargreaves_ipsi_latency_s": true["ipsi"], "hargreaves_contra_latency_s": true["contra"],
-        "hargreaves_ipsi_latency_s_pop": pop["ipsi"], "hargreaves_contra_latency_s_pop": pop["contra"],
+        "hargreaves_ipsi_latency_s": true["ipsi"],
+        "hargreaves_contra_latency_s": true["contra"],
+        "hargreaves_ipsi_latency_s_pop": pop["ipsi"],
+        "hargreaves_contra_latency_s_pop": pop["contra"],
         "hargreaves_trial_latencies_s": json.dumps([round(v, 4) for v in lat]),
     }
     return params, cols
@@ -265,8 +289,7 @@ def _hargreaves(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _von_frey(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     b = c.base
-    pop = {"ipsi": b.von_frey_threshold_g * c.effects.von_frey_threshold_ratio ** c.m,
-           "contra": b.von_frey_threshold_g}
+    pop = {"ipsi": b.von_frey_threshold_g * c.effects.von_frey_threshold_ratio**c.m, "contra": b.von_frey_threshold_g}
     true = {
         "ipsi": pop["ipsi"] * 10 ** (b.von_frey_animal_sd_log10 * c.z["von_frey"]),
         "contra": pop["contra"] * 10 ** (b.von_frey_animal_sd_log10 * c.z["von_frey_contra"]),
@@ -284,8 +307,10 @@ def _von_frey(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
         "inter_trial_s": 0.5,
     }
     cols = {
-        "von_frey_ipsi_threshold_g": true["ipsi"], "von_frey_contra_threshold_g": true["contra"],
-        "von_frey_ipsi_threshold_g_pop": pop["ipsi"], "von_frey_contra_threshold_g_pop": pop["contra"],
+        "von_frey_ipsi_threshold_g": true["ipsi"],
+        "von_frey_contra_threshold_g": true["contra"],
+        "von_frey_ipsi_threshold_g_pop": pop["ipsi"],
+        "von_frey_contra_threshold_g_pop": pop["contra"],
         "von_frey_ipsi_pattern": "".join(r for _, r in seqs["ipsi"]),
         "von_frey_contra_pattern": "".join(r for _, r in seqs["contra"]),
         "von_frey_ipsi_filaments_g": json.dumps([f for f, _ in seqs["ipsi"]]),
@@ -314,13 +339,25 @@ def _gait(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
         area[paw] = b.gait_print_area_mm2[girdle] * area_f * r_area * c.noise()
         inten[paw] = min(255.0, b.gait_print_intensity[girdle] * inten_f * r_int * c.noise())
         stance[paw] = stance0 * r_st * c.noise()
-        pops[paw] = (b.gait_print_area_mm2[girdle] * r_area, b.gait_stance_duration_s * r_st,
-                     b.gait_print_intensity[girdle] * r_int)
-    params = {"stride_length_mm": stride, "speed_mm_s": speed, "stance_duration_s": stance,
-              "print_area_mm2": area, "print_intensity": inten}
+        pops[paw] = (
+            b.gait_print_area_mm2[girdle] * r_area,
+            b.gait_stance_duration_s * r_st,
+            b.gait_print_intensity[girdle] * r_int,
+        )
+    params = {
+        "stride_length_mm": stride,
+        "speed_mm_s": speed,
+        "stance_duration_s": stance,
+        "print_area_mm2": area,
+        "print_intensity": inten,
+    }
     contra_hind = f"{c.contra}_hind"
-    cols = {"gait_stride_length_mm": stride, "gait_speed_mm_s": speed,
-            "gait_stride_length_mm_pop": b.gait_stride_length_mm, "gait_speed_mm_s_pop": b.gait_speed_mm_s}
+    cols = {
+        "gait_stride_length_mm": stride,
+        "gait_speed_mm_s": speed,
+        "gait_stride_length_mm_pop": b.gait_stride_length_mm,
+        "gait_speed_mm_s_pop": b.gait_speed_mm_s,
+    }
     for label, paw in (("ipsi_hind", ipsi_hind), ("contra_hind", contra_hind)):
         cols[f"gait_{label}_print_area_mm2"] = area[paw]
         cols[f"gait_{label}_stance_duration_s"] = stance[paw]
@@ -363,14 +400,15 @@ def _burrowing(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     pop_rate = b.burrowing_rate_per_min * c.lin(e.burrowing_rate_ratio)
     pop_lat = b.burrowing_latency_s * c.lin(e.burrowing_latency_ratio)
     rate = pop_rate * math.exp(b.burrowing_animal_cv * c.z["burrow_rate"]) * c.noise()
-    lat = min(pop_lat * math.exp(b.burrowing_animal_cv * c.z["burrow_latency"]) * c.noise(),
-              b.burrowing_duration_s)
+    lat = min(pop_lat * math.exp(b.burrowing_animal_cv * c.z["burrow_latency"]) * c.noise(), b.burrowing_duration_s)
     displaced = min(1.0, rate * max(0.0, b.burrowing_duration_s - lat) / 60.0)
     params = {"displaced_fraction_per_min": rate, "latency_to_start_s": lat, "duration_s": b.burrowing_duration_s}
     cols = {
-        "burrowing_displaced_fraction_per_min": rate, "burrowing_latency_s": lat,
+        "burrowing_displaced_fraction_per_min": rate,
+        "burrowing_latency_s": lat,
         "burrowing_displaced_percent": 100 * displaced,
-        "burrowing_displaced_fraction_per_min_pop": pop_rate, "burrowing_latency_s_pop": pop_lat,
+        "burrowing_displaced_fraction_per_min_pop": pop_rate,
+        "burrowing_latency_s_pop": pop_lat,
     }
     return params, cols
 
@@ -378,17 +416,32 @@ def _burrowing(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
 def _place_preference(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     b, e = c.base, c.effects
     pop = min(max(b.place_preference_fraction + c.m * e.place_preference_fraction_delta, 0.1), 0.9)
-    frac = min(max(pop + b.place_preference_animal_sd * c.z["cpp"]
-                   + 0.5 * b.place_preference_animal_sd * c.rng.standard_normal(), 0.1), 0.9)
+    frac = min(
+        max(
+            pop
+            + b.place_preference_animal_sd * c.z["cpp"]
+            + 0.5 * b.place_preference_animal_sd * c.rng.standard_normal(),
+            0.1,
+        ),
+        0.9,
+    )
     duration = b.place_preference_duration_s
     paired = "right" if c.side == "left" else "left"  # balanced: the analgesic chamber opposite the lesion
     # 3-6 entries, fewer when a chamber's time cannot hold that many visits of min_visit_s (2 s).
     n_entries = max(1, min(int(c.rng.integers(3, 7)), int(min(frac, 1 - frac) * duration // 2.0) - 1))
-    params = {"time_in_paired_s": frac * duration, "n_entries": n_entries, "duration_s": duration,
-              "paired_chamber": paired}
-    cols = {"place_preference_paired_fraction": frac, "place_preference_paired_fraction_pop": pop,
-            "place_preference_time_in_paired_s": frac * duration, "place_preference_n_entries": n_entries,
-            "place_preference_paired_chamber": paired}
+    params = {
+        "time_in_paired_s": frac * duration,
+        "n_entries": n_entries,
+        "duration_s": duration,
+        "paired_chamber": paired,
+    }
+    cols = {
+        "place_preference_paired_fraction": frac,
+        "place_preference_paired_fraction_pop": pop,
+        "place_preference_time_in_paired_s": frac * duration,
+        "place_preference_n_entries": n_entries,
+        "place_preference_paired_chamber": paired,
+    }
     return params, cols
 
 
@@ -448,8 +501,10 @@ def plan_study(
     if unknown:
         raise ValueError(f"unknown assay(s) {unknown} for a study, expected from {sorted(STUDY_PARAMS)}")
     if animals_per_group < 1 or not groups or not timepoints or not assays:
-        raise ValueError("expected animals_per_group >= 1 and non-empty groups, timepoints and assays, got "
-                         f"{animals_per_group}, {list(groups)}, {list(timepoints)}, {list(assays)}")
+        raise ValueError(
+            "expected animals_per_group >= 1 and non-empty groups, timepoints and assays, got "
+            f"{animals_per_group}, {list(groups)}, {list(timepoints)}, {list(assays)}"
+        )
     for name, items in (("groups", groups), ("timepoints", timepoints), ("assays", assays)):
         if len(set(items)) != len(items):
             raise ValueError(f"expected unique {name}, got {list(items)}")
@@ -470,19 +525,37 @@ def plan_study(
             m = effects.multiplier(a["group"], tp)
             for assay in assays:
                 key = (seed, a["index"], _key(tp), _key(assay))
-                ctx = _Ctx(group=a["group"], timepoint=tp, side=a["side"], m=m, z=a["z"],
-                           rng=np.random.default_rng((*key, 1)), effects=effects, base=baseline)
+                ctx = _Ctx(
+                    group=a["group"],
+                    timepoint=tp,
+                    side=a["side"],
+                    m=m,
+                    z=a["z"],
+                    rng=np.random.default_rng((*key, 1)),
+                    effects=effects,
+                    base=baseline,
+                )
                 params, cols = STUDY_PARAMS[assay](ctx)
                 sid = f"{a['animal_id']}_{tp}_{assay}"
-                fields = {"session_id": sid, "animal_id": a["animal_id"], "group": a["group"], "timepoint": tp,
-                          "side": a["side"]}
-                sessions.append(PlannedSession(assay=assay, name=sid, seed=(*key, 2), session_fields=fields,
-                                               params=params))
+                fields = {
+                    "session_id": sid,
+                    "animal_id": a["animal_id"],
+                    "group": a["group"],
+                    "timepoint": tp,
+                    "side": a["side"],
+                }
+                sessions.append(
+                    PlannedSession(assay=assay, name=sid, seed=(*key, 2), session_fields=fields, params=params)
+                )
                 truth_rows.append({**fields, "assay": assay, "effect_multiplier": m, **to_jsonable(cols)})
     design = {
-        "seed": seed, "animals_per_group": animals_per_group, "groups": list(groups),
-        "timepoints": list(timepoints), "assays": list(assays),
-        "effects": dataclasses.asdict(effects), "baseline": dataclasses.asdict(baseline),
+        "seed": seed,
+        "animals_per_group": animals_per_group,
+        "groups": list(groups),
+        "timepoints": list(timepoints),
+        "assays": list(assays),
+        "effects": dataclasses.asdict(effects),
+        "baseline": dataclasses.asdict(baseline),
         "animals": [{k: a[k] for k in ("animal_id", "group", "side")} for a in animals],
     }
     return StudyPlan(sessions=sessions, truth=pd.DataFrame(truth_rows), design=to_jsonable(design))
@@ -491,14 +564,20 @@ def plan_study(
 def _run_task(task: tuple[PlannedSession, Path]) -> dict[str, Any]:
     """Simulate and write one session; return its file names, fps and scale."""
     planned, out_dir = task
-    clip = simulate_clip(planned.assay, seed=planned.seed, name=planned.name,
-                         session_fields=planned.session_fields, **planned.params)
+    clip = simulate_clip(
+        planned.assay, seed=planned.seed, name=planned.name, session_fields=planned.session_fields, **planned.params
+    )
     paths = write_clip(clip, out_dir)
     events = ""
     if clip.session.events:
         events = write_events(clip.session.events, out_dir / f"{clip.name}.events.csv").name
-    return {"video": paths["video"].name, "pose": paths["pose"].name, "events": events,
-            "fps": float(clip.session.fps), "px_per_mm": clip.session.px_per_mm}
+    return {
+        "video": paths["video"].name,
+        "pose": paths["pose"].name,
+        "events": events,
+        "fps": float(clip.session.fps),
+        "px_per_mm": clip.session.px_per_mm,
+    }
 
 
 def simulate_study(
@@ -538,8 +617,15 @@ def simulate_study(
     Path
         The manifest.
     """
-    plan = plan_study(seed=seed, animals_per_group=animals_per_group, groups=groups, timepoints=timepoints,
-                      assays=assays, effects=effects, baseline=baseline)
+    plan = plan_study(
+        seed=seed,
+        animals_per_group=animals_per_group,
+        groups=groups,
+        timepoints=timepoints,
+        assays=assays,
+        effects=effects,
+        baseline=baseline,
+    )
     if n_jobs < 1:
         raise ValueError(f"expected n_jobs >= 1, got {n_jobs}")
     out_dir = Path(out_dir)
@@ -562,17 +648,19 @@ def simulate_study(
     rows = []
     for planned, res in zip(plan.sessions, results, strict=True):
         f = planned.session_fields
-        rows.append({
-            **{k: f[k] for k in ("session_id", "animal_id", "group", "timepoint")},
-            "assay": planned.assay,
-            "side": f["side"],
-            "video": res["video"],
-            "pose": res["pose"],
-            "fps": repr(res["fps"]),
-            "px_per_mm": repr(res["px_per_mm"]) if res["px_per_mm"] is not None else "",
-            "events": res["events"],
-            "model": "",
-        })
+        rows.append(
+            {
+                **{k: f[k] for k in ("session_id", "animal_id", "group", "timepoint")},
+                "assay": planned.assay,
+                "side": f["side"],
+                "video": res["video"],
+                "pose": res["pose"],
+                "fps": repr(res["fps"]),
+                "px_per_mm": repr(res["px_per_mm"]) if res["px_per_mm"] is not None else "",
+                "events": res["events"],
+                "model": "",
+            }
+        )
     manifest = out_dir / "manifest.csv"
     pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(manifest, index=False)
     plan.truth.to_csv(out_dir / "study_truth.csv", index=False)

@@ -122,3 +122,33 @@ def test_battery_pivot_orders_columns_by_domain_and_warns_about_missing_domains(
     assert len(warnings) == 1 and "no spontaneous measure" in warnings[0]
     full = _measures([("a", "evoked"), ("b", "spontaneous"), ("c", "affective")])
     assert completeness(full) == []
+
+
+def test_report_unblinds_only_in_the_html(tmp_path):
+    from behavior.report import read_unblind_key, write_outputs
+
+    df = simulate(effect=2.0, n_per_group=3, seed=7)
+    codes = {"Control": "G1", "CCI": "G2", "CCI+MSC": "G3"}
+    coded = df.assign(
+        group=df["group"].map(codes),
+        session_id="s",
+        assay="hargreaves",
+        domain="evoked",
+        measure="latency_ipsi_s",
+        unit="s",
+        n=1,
+        quality="ok",
+    )
+    key = tmp_path / "key.csv"
+    key.write_text("code,group\nG1,Control\nG2,CCI\nG3,CCI+MSC\n")
+    no_failures = pd.DataFrame(columns=["session_id", "assay", "error"])
+    paths = write_outputs(tmp_path / "out", coded, pd.DataFrame(), no_failures, unblind=read_unblind_key(key))
+    html = paths["report"].read_text()
+    assert "CCI+MSC" in html and "shown unblinded" in html
+    assert set(pd.read_csv(paths["battery"])["group"]) == {"G1", "G2", "G3"}  # tables keep the codes
+    change = pd.read_csv(paths["change"])
+    assert (change.loc[change["timepoint"] == "baseline", "change"] == 0).all()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,name\nG1,x\n")
+    with pytest.raises(ValueError, match="expected columns code,group"):
+        read_unblind_key(bad)
