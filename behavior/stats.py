@@ -166,7 +166,7 @@ def change_from_baseline(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Each animal's value minus its baseline value (column ``change``); animals without a baseline drop out."""
     base = df[df["timepoint"] == baseline].set_index("animal_id")["value"]
     out = df[df["animal_id"].isin(base.index)].copy()
-    out["change"] = out["value"] - out["animal_id"].map(base)
+    out["change"] = out["value"] - out["animal_id"].map(base).astype(float)  # (empty maps keep the key dtype)
     return out
 
 

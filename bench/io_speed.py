@@ -56,8 +56,7 @@ def main() -> None:
             exact = np.allclose(back["position"].values, pos, atol=1e-6)
             size_mb = path.stat().st_size / 1e6
             print(
-                f"  {suffix:13s} write {t1 - t0:6.2f} s  read {t2 - t1:6.2f} s  "
-                f"size {size_mb:7.1f} MB  exact={exact}"
+                f"  {suffix:13s} write {t1 - t0:6.2f} s  read {t2 - t1:6.2f} s  size {size_mb:7.1f} MB  exact={exact}"
             )
     if args.video.is_file():
         info = probe_video(args.video)

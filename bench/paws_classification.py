@@ -53,12 +53,18 @@ def main() -> None:
     for name, names in (("pre-peak", PRE_FEATURES), ("post-peak", POST_FEATURES), ("all", FEATURES)):
         for strain in ("strain", None):
             r = cross_validate_pain_score(
-                features, labels, features["mouse_id"], feature_names=names, strain_column=strain,
+                features,
+                labels,
+                features["mouse_id"],
+                feature_names=names,
+                strain_column=strain,
                 n_splits=args.folds,
             )
             label = "by strain" if strain else "pooled"
-            print(f"{name:10s} {label:12s} {r.accuracy:9.3f} {r.balanced_accuracy:8.3f} {r.roc_auc:8.3f} "
-                  f"{r.n_tracks:6d} {r.n_mice:4d}")
+            print(
+                f"{name:10s} {label:12s} {r.accuracy:9.3f} {r.balanced_accuracy:8.3f} {r.roc_auc:8.3f} "
+                f"{r.n_tracks:6d} {r.n_mice:4d}"
+            )
 
 
 if __name__ == "__main__":

@@ -74,7 +74,11 @@ def main() -> None:
             )
             print(
                 f"  trained {result.epochs_run} epochs in {minutes:.1f} min "
-                f"(best validation {result.best_val_error_px:.2f} px at epoch {result.best_epoch})"
+                + (
+                    f"(best validation {result.best_val_error_px:.2f} px at epoch {result.best_epoch})"
+                    if config.train.val_fraction
+                    else f"(no validation share: final weights of epoch {result.best_epoch}, lowest training loss)"
+                )
             )
             print(
                 f"  train error {figures['train_rmse_px']:.2f} px, test error {figures['test_rmse_px']:.2f} px "

@@ -18,7 +18,10 @@ def preprocess(image: np.ndarray, scale: float, crop: tuple[int, int, int, int] 
         image = image[y : y + h, x : x + w]
     if scale != 1.0:
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        # Halving with bilinear interpolation averages each 2x2 block, exactly as INTER_AREA does, but
+        # faster; stronger reductions need INTER_AREA to avoid aliasing.
+        interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+        image = cv2.resize(image, size, interpolation=interpolation)
     h, w = image.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:

@@ -209,6 +209,9 @@ class VideoReader:
     decode_threads
         FFmpeg decoding threads (default: FFmpeg's choice). One thread suits a reader that runs
         beside a multi-threaded network on few cores.
+    bgr
+        Return OpenCV's BGR frames as decoded (no colour conversion), for callers that shrink frames
+        first and convert the small image.
     """
 
     def __init__(
@@ -219,6 +222,7 @@ class VideoReader:
         roi: ROI | None = None,
         strict: bool = True,
         decode_threads: int | None = None,
+        bgr: bool = False,
     ) -> None:
         self.path = Path(path)
         self.info = probe_video(self.path)
@@ -228,6 +232,7 @@ class VideoReader:
         self.roi = roi
         self.strict = strict
         self.decode_threads = decode_threads
+        self.bgr = bgr
         self.frames_decoded = 0
         self.frames_failed = 0
         self._cap: cv2.VideoCapture | None = None
@@ -250,6 +255,8 @@ class VideoReader:
             frame = crop(frame, self.roi)
         if self.gray:
             return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if self.bgr:
+            return frame
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def batches(
