@@ -14,6 +14,7 @@ function runs in all three, and results are assembled in manifest order, so the 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import traceback
 from collections.abc import Callable
@@ -130,7 +131,8 @@ def _run_all(
             for future in dask_completed(futures):
                 done(future.result())
     elif workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: a parent that already ran torch/OpenMP (e.g. trained a model) deadlocks forked children
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(score_session, p, *args) for p in payloads]
             for future in as_completed(futures):
                 done(future.result())
@@ -163,6 +165,13 @@ def score_study(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payloads = [s.model_dump(mode="json") for s in sessions]
+    # export each pose model to ONNX once, here, rather than in every worker at the same time
+    models = {Path(m) for m in [*(s.model for s in sessions if s.model and not s.pose), model] if m}
+    for model_dir in sorted(models):
+        if (Path(model_dir) / "weights.pt").is_file():
+            from pose_models.inference import export_onnx
+
+            export_onnx(model_dir)
     results = _run_all(
         payloads, out, tuple(overrides), str(model) if model else None, max(1, workers), scheduler, progress
     )

@@ -76,7 +76,7 @@ def export_onnx(model_dir: str | Path, *, input_hw: tuple[int, int] | None = Non
             return self.net(x.permute(0, 3, 1, 2).float())
 
     h, w = input_hw or tuple(meta["input_hw"])
-    tmp = model_dir / f".{ONNX_FILE}.partial"
+    tmp = model_dir / f".{ONNX_FILE}.{os.getpid()}.partial"  # per process: concurrent exports never mix
     torch.onnx.export(
         Uint8NHWC(model),
         (torch.zeros(1, h, w, 3, dtype=torch.uint8),),
