@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from behavior.session import write_events
+from behavior.session import MANIFEST_COLUMNS, write_events
 from behavior.synthetic.base import simulate_clip, to_jsonable, write_clip
 
 __all__ = [
@@ -58,21 +58,6 @@ __all__ = [
 ]
 
 CHAPLAN_SERIES_G = (0.4, 0.6, 1.0, 2.0, 4.0, 6.0, 8.0, 15.0)
-#: Columns of the study manifest (the manifest format of :func:`behavior.session.read_manifest`).
-MANIFEST_COLUMNS = (
-    "session_id",
-    "animal_id",
-    "group",
-    "timepoint",
-    "assay",
-    "side",
-    "video",
-    "pose",
-    "fps",
-    "px_per_mm",
-    "events",
-    "model",
-)
 DEFAULT_ASSAYS = ("hargreaves", "von_frey", "gait", "grimace", "burrowing", "place_preference")
 
 
