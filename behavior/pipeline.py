@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from behavior import __version__
+from behavior.provenance import file_sha256
 from behavior.session import ASSAYS, Session
 
 __all__ = ["MEASURES_COLUMNS", "SessionError", "SessionResult", "run_session", "session_key"]
@@ -52,14 +53,6 @@ class SessionResult:
     poses_path: Path | None = None
 
 
-def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def session_key(session: Session, overrides: tuple[str, ...] = ()) -> str:
     """Cache key of a session: its fields, the content of its input files, config overrides, version.
 
@@ -73,10 +66,10 @@ def session_key(session: Session, overrides: tuple[str, ...] = ()) -> str:
     }
     for name in ("video", "pose"):
         p = getattr(session, name)
-        parts[name] = _file_digest(p) if p is not None else None
+        parts[name] = file_sha256(p) if p is not None else None
     if session.model is not None:
         weights = Path(session.model) / "weights.pt"
-        parts["model"] = _file_digest(weights) if weights.is_file() else str(session.model)
+        parts["model"] = file_sha256(weights) if weights.is_file() else str(session.model)
     try:
         from behavior.config import config_dir
 
