@@ -94,7 +94,8 @@ def test_usage_errors_exit_2():
 def test_convert_shared_dlc_files_to_slp_and_back(shared_data, tmp_path):
     files = [
         shared_data / "dlc-examples/examples/openfield-Pranav-2018-10-30/labeled-data/m4s1/CollectedData_Pranav.h5",
-        shared_data / "bsoid/yttri-bottomup_dlc-model/examples"
+        shared_data
+        / "bsoid/yttri-bottomup_dlc-model/examples"
         / "raw_clip1DLC_resnet50_OpenFieldHighResApr8shuffle1_1030000.h5",
     ]
     for src in files:

@@ -19,10 +19,20 @@ OPENFIELD = "dlc-examples/examples/openfield-Pranav-2018-10-30"
 FILES = [
     (f"{OPENFIELD}/labeled-data/m4s1/CollectedData_Pranav.h5", 116, 4, 1, "labels"),
     (f"{OPENFIELD}/labeled-data/m4s1/CollectedData_Pranav.csv", 116, 4, 1, "labels"),
-    ("bsoid/yttri-bottomup_dlc-model/examples/raw_clip1DLC_resnet50_OpenFieldHighResApr8shuffle1_1030000.h5",
-     7200, 6, 1, "predictions"),
-    ("bsoid/yttri-bottomup_dlc-model/examples/raw_clip2DLC_resnet50_OpenFieldHighResApr8shuffle1_1030000.csv",
-     7200, 6, 1, "predictions"),
+    (
+        "bsoid/yttri-bottomup_dlc-model/examples/raw_clip1DLC_resnet50_OpenFieldHighResApr8shuffle1_1030000.h5",
+        7200,
+        6,
+        1,
+        "predictions",
+    ),
+    (
+        "bsoid/yttri-bottomup_dlc-model/examples/raw_clip2DLC_resnet50_OpenFieldHighResApr8shuffle1_1030000.csv",
+        7200,
+        6,
+        1,
+        "predictions",
+    ),
     (f"{DEEPOF}/test_single_topview/Tables/testDLC_h5_table.h5", 100, 14, 1, "predictions"),
     (f"{DEEPOF}/test_single_topview/Tables/testDLC_csv_table.csv", 97, 14, 1, "predictions"),
     (f"{DEEPOF}/test_madlc_topview/Tables/testDLC_h5_table_madlc.h5", 100, 14, 2, "predictions"),
@@ -31,8 +41,14 @@ FILES = [
     (f"{DEEPOF}/test_single_topview/Tables/SLEAP/testDLC_sleap.slp", 101, 14, 1, "predictions"),
     (f"{DEEPOF}/test_single_topview/Tables/SLEAP/testDLC_sleap.analysis.h5", 101, 14, 1, "predictions"),
     ("pain-pipeline-sleap-slp/test-files/C57_left_right.v000.slp", 197, 3, 2, "predictions"),
-    ("prj-mouse-pain-cfa/Videos/shortened_2023-10-25_CFA_010_267M_trackingDLC_resnet50_"
-     "pawtracking_comparisionMay7shuffle1_500000.h5", 1080, 6, 1, "predictions"),
+    (
+        "prj-mouse-pain-cfa/Videos/shortened_2023-10-25_CFA_010_267M_trackingDLC_resnet50_"
+        "pawtracking_comparisionMay7shuffle1_500000.h5",
+        1080,
+        6,
+        1,
+        "predictions",
+    ),
 ]
 
 

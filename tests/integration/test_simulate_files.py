@@ -47,8 +47,9 @@ def test_gait_prints_survive_encoding(tmp_path):
 
 
 def test_hargreaves_light_is_detected_in_the_written_video(tmp_path):
-    clip = simulate_clip("hargreaves", seed=2, latencies_s=[3.0, 7.0, None], cutoff_s=5.0,
-                         trial_sides=["right", "left", "right"])
+    clip = simulate_clip(
+        "hargreaves", seed=2, latencies_s=[3.0, 7.0, None], cutoff_s=5.0, trial_sides=["right", "left", "right"]
+    )
     paths = write_clip(clip, tmp_path)
     for side in ("left", "right"):
         trials = [t for t in clip.truth["trials"] if t["side"] == side]
@@ -75,8 +76,9 @@ def test_burrowing_is_written_as_a_time_lapse(tmp_path):
 
 def test_simulate_writes_n_clips_and_reports_progress(tmp_path):
     calls = []
-    sidecars = simulate("grimace", tmp_path, n_clips=2, seed=5, progress=lambda d, t: calls.append((d, t)),
-                        duration_s=0.4)
+    sidecars = simulate(
+        "grimace", tmp_path, n_clips=2, seed=5, progress=lambda d, t: calls.append((d, t)), duration_s=0.4
+    )
     assert calls == [(1, 2), (2, 2)]
     assert [p.name for p in sidecars] == ["grimace_s5_000.json", "grimace_s5_001.json"]
     frames = [next(iter(VideoReader(read_session_sidecar(p).video))) for p in sidecars]
@@ -94,8 +96,20 @@ def test_simulate_study_writes_a_readable_manifest_and_truth(tmp_path):
     assert len(sessions) == 3 * 2 * 6  # animal x timepoint x assay
     assert len({(s.animal_id, s.timepoint, s.assay) for s in sessions}) == len(sessions)
     df = pd.read_csv(manifest, keep_default_na=False)
-    assert list(df.columns) == ["session_id", "animal_id", "group", "timepoint", "assay", "side", "video", "pose",
-                                "fps", "px_per_mm", "events", "model"]
+    assert list(df.columns) == [
+        "session_id",
+        "animal_id",
+        "group",
+        "timepoint",
+        "assay",
+        "side",
+        "video",
+        "pose",
+        "fps",
+        "px_per_mm",
+        "events",
+        "model",
+    ]
     evoked = df[df.assay.isin(["hargreaves", "von_frey"])]
     assert (evoked.events != "").all() and (df[~df.index.isin(evoked.index)].events == "").all()
     by_id = {s.session_id: s for s in sessions}
@@ -119,8 +133,13 @@ def test_simulate_study_writes_a_readable_manifest_and_truth(tmp_path):
 
 @pytest.mark.slow
 def test_simulate_study_null_effects_and_workers_agree(tmp_path):
-    kw = {"seed": 1, "animals_per_group": 1, "timepoints": ("d7",), "assays": ("grimace",),
-          "effects": StudyEffects.null()}
+    kw = {
+        "seed": 1,
+        "animals_per_group": 1,
+        "timepoints": ("d7",),
+        "assays": ("grimace",),
+        "effects": StudyEffects.null(),
+    }
     one = simulate_study(tmp_path / "one", **kw)
     two = simulate_study(tmp_path / "two", n_jobs=2, **kw)
     assert one.read_text() == two.read_text()

@@ -26,9 +26,17 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,2000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,2000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -61,9 +69,14 @@ def test_page_signs_in_uploads_and_shows_results(browser, tmp_path):
         browser.find_element(By.CSS_SELECTOR, "#studies button").click()
         wait.until(ec.visibility_of_element_located((By.ID, "study-section")))
         meta = metadata(clip, "web-1")
-        for field, value in (("m-session", "web-1"), ("m-animal", meta["animal_id"]), ("m-group", meta["group"]),
-                             ("m-timepoint", meta["timepoint"]), ("m-fps", str(meta["fps"])),
-                             ("m-pxmm", str(meta["px_per_mm"]))):
+        for field, value in (
+            ("m-session", "web-1"),
+            ("m-animal", meta["animal_id"]),
+            ("m-group", meta["group"]),
+            ("m-timepoint", meta["timepoint"]),
+            ("m-fps", str(meta["fps"])),
+            ("m-pxmm", str(meta["px_per_mm"])),
+        ):
             browser.find_element(By.ID, field).send_keys(value)
         Select(browser.find_element(By.ID, "m-side")).select_by_visible_text("right")
         events = browser.find_element(By.ID, "m-events")
@@ -85,8 +98,10 @@ def test_page_signs_in_uploads_and_shows_results(browser, tmp_path):
         except Exception:
             battery = httpx.get(f"{server.url}/api/v1/studies/1/battery", headers=headers)
             logs = browser.get_log("browser")
-            raise AssertionError(f"battery: {browser.find_element(By.ID, 'battery').text!r}; api {battery.status_code} "
-                                 f"{battery.text[:300]}; logs {logs}") from None
+            raise AssertionError(
+                f"battery: {browser.find_element(By.ID, 'battery').text!r}; api {battery.status_code} "
+                f"{battery.text[:300]}; logs {logs}"
+            ) from None
         browser.find_element(By.ID, "show-report").click()
         wait.until(ec.visibility_of_element_located((By.ID, "report")))
         time.sleep(1.0)
@@ -111,11 +126,29 @@ def test_report_html_renders_in_chromium_without_errors(browser, tmp_path):
     from tests.unit.test_stats import simulate
 
     df = simulate(effect=3.0, n_per_group=4, seed=4)
-    measures = df.assign(session_id=[f"s{i}" for i in range(len(df))], assay="hargreaves", domain="evoked",
-                         measure="latency_ipsi_s", unit="s", n=2, quality="ok")
-    quality = pd.DataFrame([{"session_id": s, "assay": "hargreaves", "frames": 300, "missing_point_fraction": 0.01,
-                             "low_confidence_fraction": 0.02, "trials": 2, "censored_trials": 0}
-                            for s in measures["session_id"]])
+    measures = df.assign(
+        session_id=[f"s{i}" for i in range(len(df))],
+        assay="hargreaves",
+        domain="evoked",
+        measure="latency_ipsi_s",
+        unit="s",
+        n=2,
+        quality="ok",
+    )
+    quality = pd.DataFrame(
+        [
+            {
+                "session_id": s,
+                "assay": "hargreaves",
+                "frames": 300,
+                "missing_point_fraction": 0.01,
+                "low_confidence_fraction": 0.02,
+                "trials": 2,
+                "censored_trials": 0,
+            }
+            for s in measures["session_id"]
+        ]
+    )
     paths = write_outputs(tmp_path, measures, quality, pd.DataFrame(columns=["session_id", "assay", "error"]))
     browser.get(paths["report"].resolve().as_uri())
     images = browser.find_elements(By.TAG_NAME, "img")

@@ -113,7 +113,7 @@ def test_events_csv_and_json_with_row_errors(tmp_path):
     typo.write_text("time,kind\n1,stimulus_on\n")
     with pytest.raises(ManifestError, match="expected columns time_s,kind"):
         read_events(typo)
-    (tmp_path / "bad.json").write_text("[{\"time_s\": 1, \"kind\": \"x\", \"colour\": \"red\"}]")
+    (tmp_path / "bad.json").write_text('[{"time_s": 1, "kind": "x", "colour": "red"}]')
     with pytest.raises(ManifestError, match="event 1: colour: Extra inputs are not permitted"):
         read_events(tmp_path / "bad.json")
 
@@ -139,10 +139,22 @@ def test_sidecar_round_trip_with_inline_events(tmp_path):
 
 def test_sidecar_finds_its_video_by_stem_and_rejects_typos(tmp_path):
     (tmp_path / "rec.mp4").write_bytes(b"\x00")
-    (tmp_path / "rec.json").write_text(json.dumps({"session_id": "r", "animal_id": "a", "group": "g",
-                                                   "timepoint": "t", "assay": "gait", "fps": 60}))
+    (tmp_path / "rec.json").write_text(
+        json.dumps({"session_id": "r", "animal_id": "a", "group": "g", "timepoint": "t", "assay": "gait", "fps": 60})
+    )
     assert read_session_sidecar(tmp_path / "rec.json").video == (tmp_path / "rec.mp4").resolve()
-    (tmp_path / "typo.json").write_text(json.dumps({"session_id": "r", "animal_id": "a", "group": "g",
-                                                    "timepoint": "t", "assay": "gait", "fsp": 60, "video": "rec.mp4"}))
+    (tmp_path / "typo.json").write_text(
+        json.dumps(
+            {
+                "session_id": "r",
+                "animal_id": "a",
+                "group": "g",
+                "timepoint": "t",
+                "assay": "gait",
+                "fsp": 60,
+                "video": "rec.mp4",
+            }
+        )
+    )
     with pytest.raises(ManifestError, match="fps: Field required; fsp: Extra inputs are not permitted"):
         read_session_sidecar(tmp_path / "typo.json")

@@ -98,11 +98,22 @@ def test_impossible_parameters_raise_with_the_expected_range():
 
 
 def test_session_fields_and_name_are_applied():
-    clip = simulate_clip("grimace", seed=2, name="face01", duration_s=0.4,
-                         session_fields={"animal_id": "R7", "group": "CCI", "timepoint": "d7", "side": "left"})
+    clip = simulate_clip(
+        "grimace",
+        seed=2,
+        name="face01",
+        duration_s=0.4,
+        session_fields={"animal_id": "R7", "group": "CCI", "timepoint": "d7", "side": "left"},
+    )
     s = clip.session
     assert (clip.name, s.session_id, s.animal_id, s.group, s.timepoint, s.side) == (
-        "face01", "face01", "R7", "CCI", "d7", "left")
+        "face01",
+        "face01",
+        "R7",
+        "CCI",
+        "d7",
+        "left",
+    )
     assert s.assay == "grimace" and s.fps == clip.poses.attrs["fps"] == 15.0
     assert clip.poses.attrs["source_software"] == "painbattery.synthetic"
 
@@ -114,9 +125,12 @@ def test_session_fields_and_name_are_applied():
 def gait_clip() -> synthetic.Clip:
     # A guarded left hind paw: smaller, fainter print and a shorter stance than the others.
     return simulate_clip(
-        "gait", seed=5,
-        print_area_mm2={"left_hind": 8.0}, print_intensity={"left_hind": 130.0},
-        stance_duration_s={"left_hind": 0.16}, stride_length_mm=52.0,
+        "gait",
+        seed=5,
+        print_area_mm2={"left_hind": 8.0},
+        print_intensity={"left_hind": 130.0},
+        stance_duration_s={"left_hind": 0.16},
+        stride_length_mm=52.0,
     )
 
 
@@ -149,15 +163,20 @@ def test_gait_stride_and_stance_from_ground_truth(gait_clip):
 def test_gait_diagonal_pairs_are_in_phase_and_pairs_alternate(gait_clip):
     paws = gait_clip.truth["paws"]
     # touch-down frames (a stance already under way at frame 0 has no touch-down)
-    lf, rh, rf = ([s for s, _ in paws[p]["stance_intervals"] if s > 0]
-                  for p in ("left_fore", "right_hind", "right_fore"))
+    lf, rh, rf = (
+        [s for s, _ in paws[p]["stance_intervals"] if s > 0] for p in ("left_fore", "right_hind", "right_fore")
+    )
     assert lf == rh  # same stride and phase offset 0: simultaneous touch-down
     cycle_frames = 52.0 / 150.0 * 60.0
     for start in rf:
         offset = (start - lf[0]) % cycle_frames
         assert abs(offset - cycle_frames / 2) <= 1.0
-    assert gait_clip.truth["phase_offsets"] == {"left_fore": 0.0, "right_hind": 0.0, "right_fore": 0.5,
-                                                "left_hind": 0.5}
+    assert gait_clip.truth["phase_offsets"] == {
+        "left_fore": 0.0,
+        "right_hind": 0.0,
+        "right_fore": 0.5,
+        "left_hind": 0.5,
+    }
 
 
 def test_gait_swing_moves_forward_and_out_of_view_points_have_zero_confidence(gait_clip):
@@ -177,8 +196,9 @@ def test_gait_swing_moves_forward_and_out_of_view_points_have_zero_confidence(ga
 @pytest.fixture(scope="module")
 def hargreaves_clip() -> synthetic.Clip:
     # Trial 1 reaches the 6 s cut-off: censored.
-    return simulate_clip("hargreaves", seed=3, latencies_s=[4.0, 9.0, 2.5], cutoff_s=6.0,
-                         trial_sides=["left", "right", "left"])
+    return simulate_clip(
+        "hargreaves", seed=3, latencies_s=[4.0, 9.0, 2.5], cutoff_s=6.0, trial_sides=["left", "right", "left"]
+    )
 
 
 def first_move(xy: np.ndarray, start: int) -> int | None:
@@ -212,7 +232,7 @@ def test_hargreaves_light_spot_in_roi_and_events(hargreaves_clip):
         x, y, w, h = t["roi"]
         roi = np.array([gray(f)[y : y + h, x : x + w].mean() for f in hargreaves_clip.frames])
         on, off = t["onset_frame"], t["light_off_frame"]
-        assert roi[on : off].min() > roi[on - 1] + 40  # bright exactly while the heat is on
+        assert roi[on:off].min() > roi[on - 1] + 40  # bright exactly while the heat is on
         assert roi[off] < roi[off - 1] - 40
     events = hargreaves_clip.session.events
     ons = [e for e in events if e.kind == "stimulus_on"]
@@ -232,8 +252,14 @@ def test_hargreaves_never_moves():
 
 
 def test_von_frey_withdraws_on_x_only():
-    clip = simulate_clip("von_frey", seed=2, filaments_g=[1.0, 2.0, 4.0, 2.0], responses=["O", "X", "X", "O"],
-                         response_latency_s=[0.5, 0.3, 0.6, 0.5], side="right")
+    clip = simulate_clip(
+        "von_frey",
+        seed=2,
+        filaments_g=[1.0, 2.0, 4.0, 2.0],
+        responses=["O", "X", "X", "O"],
+        response_latency_s=[0.5, 0.3, 0.6, 0.5],
+        side="right",
+    )
     fps = clip.session.fps
     xy = kp(clip, "right_hind")
     assert np.ptp(kp(clip, "left_hind"), axis=0).max() == 0.0
@@ -309,12 +335,22 @@ def test_grimace_keypoints_lie_on_the_rendered_features(facing):
 
 def test_grimace_action_unit_mapping():
     assert action_unit_scores(1.0, 75.0, 0.0, 0.0, 55.0) == dict.fromkeys(
-        ("orbital_tightening", "nose_bulge", "cheek_bulge", "ear_position", "whisker_change"), 0.0)
+        ("orbital_tightening", "nose_bulge", "cheek_bulge", "ear_position", "whisker_change"), 0.0
+    )
     s = action_unit_scores(0.6, 50.0, 0.5, 1.0, 90.0)
-    assert s == pytest.approx({"orbital_tightening": 1.0, "nose_bulge": 1.0, "cheek_bulge": 2.0,
-                               "ear_position": 1.0, "whisker_change": 1.0})
-    clip = simulate_clip("grimace", seed=1, eye_aperture=0.0, ear_angle_deg=20.0, nose_bulge=1.0, cheek_bulge=1.0,
-                         whisker_angle_deg=150.0, duration_s=0.2)
+    assert s == pytest.approx(
+        {"orbital_tightening": 1.0, "nose_bulge": 1.0, "cheek_bulge": 2.0, "ear_position": 1.0, "whisker_change": 1.0}
+    )
+    clip = simulate_clip(
+        "grimace",
+        seed=1,
+        eye_aperture=0.0,
+        ear_angle_deg=20.0,
+        nose_bulge=1.0,
+        cheek_bulge=1.0,
+        whisker_angle_deg=150.0,
+        duration_s=0.2,
+    )
     assert clip.truth["mgs_score"] == 2.0 and clip.truth["au_scores_int"]["orbital_tightening"] == 2
 
 
@@ -322,8 +358,9 @@ def test_grimace_action_unit_mapping():
 
 
 def test_burrowing_fill_fraction_tracks_truth():
-    clip = simulate_clip("burrowing", seed=1, displaced_fraction_per_min=0.03, latency_to_start_s=400.0,
-                         frame_interval_s=30.0)
+    clip = simulate_clip(
+        "burrowing", seed=1, displaced_fraction_per_min=0.03, latency_to_start_s=400.0, frame_interval_s=30.0
+    )
     t = clip.truth
     x, y, w, h = t["tube_roi"]
     measured = np.array([(gray(f)[y : y + h, x : x + w] < 160).mean() for f in clip.frames])
@@ -340,8 +377,14 @@ def test_burrowing_fill_fraction_tracks_truth():
 
 
 def test_burrowing_partial_displacement():
-    clip = simulate_clip("burrowing", seed=2, displaced_fraction_per_min=0.01, latency_to_start_s=600.0,
-                         duration_s=1800.0, initial_fill_fraction=0.8)
+    clip = simulate_clip(
+        "burrowing",
+        seed=2,
+        displaced_fraction_per_min=0.01,
+        latency_to_start_s=600.0,
+        duration_s=1800.0,
+        initial_fill_fraction=0.8,
+    )
     assert clip.truth["displaced_percent_end"] == pytest.approx(100 * 0.01 * 20)
     assert clip.truth["fill_fraction"][-1] == pytest.approx(0.8 * 0.8)
 
@@ -351,8 +394,15 @@ def test_burrowing_partial_displacement():
 
 @pytest.mark.parametrize(("paired", "start"), [("right", "unpaired"), ("left", "paired")])
 def test_place_preference_time_entries_and_centroid(paired, start):
-    clip = simulate_clip("place_preference", seed=7, time_in_paired_s=41.3, n_entries=4, duration_s=70.0,
-                         paired_chamber=paired, start_chamber=start)
+    clip = simulate_clip(
+        "place_preference",
+        seed=7,
+        time_in_paired_s=41.3,
+        n_entries=4,
+        duration_s=70.0,
+        paired_chamber=paired,
+        start_chamber=start,
+    )
     t, fps = clip.truth, clip.session.fps
     x = kp(clip, "centroid")[:, 0]
     in_paired = x > t["divider_x_px"] if paired == "right" else x <= t["divider_x_px"]
@@ -397,9 +447,9 @@ def test_same_seed_same_clip_different_seed_different_clip(assay):
     c = simulate_clip(assay, seed=12, **SMALL[assay])
     np.testing.assert_array_equal(a.frames, b.frames)
     np.testing.assert_array_equal(a.poses["position"].values, b.poses["position"].values)
-    assert a.truth == b.truth and a.session == b.session.model_copy(update={"session_id": a.session.session_id,
-                                                                            "video": a.session.video,
-                                                                            "pose": a.session.pose})
+    assert a.truth == b.truth and a.session == b.session.model_copy(
+        update={"session_id": a.session.session_id, "video": a.session.video, "pose": a.session.pose}
+    )
     assert a.frames.shape == c.frames.shape or assay == "place_preference"
     assert a.frames.shape != c.frames.shape or not np.array_equal(a.frames, c.frames)
 
@@ -432,9 +482,11 @@ def test_study_plan_effects_and_null():
     harg = truth[truth.assay == "hargreaves"].set_index(["group", "timepoint"])
     d7 = harg.xs("d7", level="timepoint")
     assert d7.loc["CCI", "hargreaves_ipsi_latency_s"].mean() < d7.loc["Control", "hargreaves_ipsi_latency_s"].mean()
-    assert (d7.loc["CCI", "hargreaves_ipsi_latency_s_pop"].iloc[0]
-            < d7.loc["CCI+MSC", "hargreaves_ipsi_latency_s_pop"].iloc[0]
-            < d7.loc["Control", "hargreaves_ipsi_latency_s_pop"].iloc[0])
+    assert (
+        d7.loc["CCI", "hargreaves_ipsi_latency_s_pop"].iloc[0]
+        < d7.loc["CCI+MSC", "hargreaves_ipsi_latency_s_pop"].iloc[0]
+        < d7.loc["Control", "hargreaves_ipsi_latency_s_pop"].iloc[0]
+    )
     base = harg.xs("baseline", level="timepoint")["hargreaves_ipsi_latency_s_pop"]
     assert base.nunique() == 1  # at baseline all groups alike
     vf = truth[(truth.assay == "von_frey") & (truth.timepoint == "d7")].groupby("group")
@@ -449,8 +501,9 @@ def test_study_plan_effects_and_null():
     assert (null["effect_multiplier"] == 0).all()
     # The same animals are drawn with and without effects: baseline sessions are identical.
     same = ["hargreaves_ipsi_latency_s", "gait_ipsi_hind_print_area_mm2", "grimace_eye_aperture"]
-    np.testing.assert_array_equal(truth[truth.timepoint == "baseline"][same].values,
-                                  null[null.timepoint == "baseline"][same].values)
+    np.testing.assert_array_equal(
+        truth[truth.timepoint == "baseline"][same].values, null[null.timepoint == "baseline"][same].values
+    )
 
 
 def test_study_rejects_a_group_without_an_effect():

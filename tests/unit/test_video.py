@@ -28,7 +28,7 @@ def light_clip(n_frames: int, on_frames: list[tuple[int, int]], *, seed: int = 0
         frames[on:off, LIGHT.y : LIGHT.y + LIGHT.height, LIGHT.x : LIGHT.x + LIGHT.width] = 230
     # a frame counter bar so each frame differs visibly (and decoding order can be checked)
     for i in range(n_frames):
-        frames[i, 110:120, :i % 160] = 255
+        frames[i, 110:120, : i % 160] = 255
     return frames
 
 

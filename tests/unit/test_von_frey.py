@@ -24,9 +24,22 @@ CHAPLAN_MARKS = [3.61, 3.84, 4.08, 4.31, 4.56, 4.74, 4.93, 5.18]
 # Published entries of Dixon's table, written out independently of the module (first part + second
 # part -> k), including the one a widely shared spreadsheet gets wrong (XOOOOO is -0.893, not -0.983).
 PUBLISHED = {
-    "OX": -0.500, "OOOOX": -0.377, "OXO": 0.842, "OOXX": 0.000, "OXXO": 1.000, "OOOXOXX": 0.181,
-    "OXOXOO": 0.022, "OXXOOX": -0.831, "OOOOXXXXO": 2.014, "OXOOOO": -0.547, "OXOOOX": -1.250,
-    "OOXOXXO": 1.237, "OXXXXX": 0.893, "XOOOOO": -0.893, "XXXOXOO": -0.181, "OOOOXXXXX": 1.496,
+    "OX": -0.500,
+    "OOOOX": -0.377,
+    "OXO": 0.842,
+    "OOXX": 0.000,
+    "OXXO": 1.000,
+    "OOOXOXX": 0.181,
+    "OXOXOO": 0.022,
+    "OXXOOX": -0.831,
+    "OOOOXXXXO": 2.014,
+    "OXOOOO": -0.547,
+    "OXOOOX": -1.250,
+    "OOXOXXO": 1.237,
+    "OXXXXX": 0.893,
+    "XOOOOO": -0.893,
+    "XXXOXOO": -0.181,
+    "OOOOXXXXX": 1.496,
 }
 
 
