@@ -171,7 +171,7 @@ def score_study(
         if (Path(model_dir) / "weights.pt").is_file():
             from pose_models.inference import export_onnx
 
-            export_onnx(model_dir)
+            export_onnx(model_dir, precision="auto")
     results = _run_all(
         payloads, out, tuple(overrides), str(model) if model else None, max(1, workers), scheduler, progress
     )

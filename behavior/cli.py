@@ -196,11 +196,14 @@ def pose_evaluate(
     ] = None,
     pcutoff: Annotated[float, typer.Option(help="Confidence cut-off for the *_pcutoff figures.")] = 0.6,
     backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="ONNX precision: auto (int8 when the model has calibration frames), int8 or fp32.")
+    ] = "auto",
 ) -> None:
     """Train/test pixel error (DeepLabCut's RMSE), per keypoint, PCK, and labels that look wrong."""
     from pose_models.evaluate import evaluate_model
 
-    result = evaluate_model(model, labels, pcutoff=pcutoff, backend=backend)
+    result = evaluate_model(model, labels, pcutoff=pcutoff, backend=backend, precision=precision)
     figures = {k: v for k, v in result.items() if not isinstance(v, (dict, list))}
     _print_mapping(f"evaluation of {model}", figures)
     _print_mapping("test error per keypoint (px)", result["test_rmse_px_per_keypoint"])
@@ -221,6 +224,9 @@ def pose_predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per inference batch.")] = 8,
     backend: Annotated[str, typer.Option(help="auto (CUDA if present, else ONNX Runtime), onnx or torch.")] = "auto",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
+    precision: Annotated[
+        str, typer.Option(help="ONNX precision: auto (int8 when the model has calibration frames), int8 or fp32.")
+    ] = "auto",
 ) -> None:
     """Predict keypoints in every frame of each video; write poses in DeepLabCut/SLEAP/netCDF layout."""
     from behavior.provenance import write_provenance
@@ -233,7 +239,12 @@ def pose_predict(
         raise ValueError(f"expected --format h5, slp, nc or nwb, got {format!r}")
     for video in videos:
         probe_video(video)  # every input checked before any work starts
-    estimator = PoseEstimator.from_dir(model, backend=backend, threads=threads)  # type: ignore[arg-type]
+    estimator = PoseEstimator.from_dir(
+        model,
+        backend=backend,
+        threads=threads,
+        precision=precision,  # type: ignore[arg-type]
+    )
     out.mkdir(parents=True, exist_ok=True)
     outputs = []
     with progress_bar() as progress:

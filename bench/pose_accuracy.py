@@ -8,10 +8,11 @@ Datasets (from ../shared/data or $PAINBATTERY_DATA):
 
 For each dataset and each test fraction (seeded split; 0.2 = our default, 0.05 = DeepLabCut's 95/5
 convention) it trains a model (time-capped), evaluates it with ONNX Runtime and prints train/test
-error, per-keypoint test error, PCK@5/10 px and the labels the evaluation flags.
+error, per-keypoint test error, PCK@5/10 px and the labels the evaluation flags. Figures are given for
+the int8 export (what ``pose predict`` runs on a CPU) and for the fp32 export.
 
     .venv/bin/python bench/pose_accuracy.py [--datasets openfield lp-mirror] [--test-fractions 0.2 0.05]
-        [--minutes 25] [--threads 2] [--out /tmp/painbattery-pose-bench]
+        [--minutes 25] [--threads 2] [--out /tmp/painbattery-pose-bench] [--evaluate-only]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/painbattery-pose-bench"))
+    parser.add_argument("--evaluate-only", action="store_true", help="evaluate models already trained in --out")
     args = parser.parse_args()
 
     import torch
@@ -64,22 +66,31 @@ def main() -> None:
                 )
             )
             out = args.out / f"{name}_test{round(fraction * 100)}"
-            t0 = time.perf_counter()
-            result = train_model(source, out, config, test_fraction=fraction, seed=args.seed, epochs=args.epochs)
-            minutes = (time.perf_counter() - t0) / 60
-            figures = evaluate_model(out, backend="onnx", threads=args.threads)
+            if not args.evaluate_only:
+                t0 = time.perf_counter()
+                result = train_model(source, out, config, test_fraction=fraction, seed=args.seed, epochs=args.epochs)
+                minutes = (time.perf_counter() - t0) / 60
+            fp32 = evaluate_model(out, backend="onnx", threads=args.threads, precision="fp32")
+            figures = evaluate_model(out, backend="onnx", threads=args.threads, precision="int8")
             print(
                 f"\n{name}, test fraction {fraction} ({figures['n_train']} train / {figures['n_test']} test frames), "
                 f"input scale {config.input_scale}:"
             )
-            print(
-                f"  trained {result.epochs_run} epochs in {minutes:.1f} min "
-                + (
-                    f"(best validation {result.best_val_error_px:.2f} px at epoch {result.best_epoch})"
-                    if config.train.val_fraction
-                    else f"(no validation share: final weights of epoch {result.best_epoch}, lowest training loss)"
+            if not args.evaluate_only:
+                print(
+                    f"  trained {result.epochs_run} epochs in {minutes:.1f} min "
+                    + (
+                        f"(best validation {result.best_val_error_px:.2f} px at epoch {result.best_epoch})"
+                        if config.train.val_fraction
+                        else f"(no validation share: final weights of epoch {result.best_epoch}, lowest training loss)"
+                    )
                 )
+            per_kp = ", ".join(f"{k} {v:.2f}" for k, v in fp32["test_rmse_px_per_keypoint"].items() if v is not None)
+            print(
+                f"  fp32: train error {fp32['train_rmse_px']:.2f} px, test error {fp32['test_rmse_px']:.2f} px "
+                f"({per_kp}), PCK@5 {fp32['pck_5px']:.3f}"
             )
+            print("  int8 (the CPU default):")
             print(
                 f"  train error {figures['train_rmse_px']:.2f} px, test error {figures['test_rmse_px']:.2f} px "
                 f"(root-mean-square {figures['test_rms_px']:.2f}), PCK@5 {figures['pck_5px']:.3f}, "

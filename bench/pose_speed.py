@@ -2,7 +2,8 @@
 
 End to end = decode (OpenCV) + preprocess + network + keypoint decoding, for every frame of the
 shared openfield video (2330 frames, 640x480, 30 fps). Each configuration runs in a fresh process so
-its peak resident memory (ru_maxrss) is its own. Batch 1 and 8, torch vs ONNX Runtime, 2 threads.
+its peak resident memory (ru_maxrss) is its own. Batch 1 and 8; ONNX Runtime int8 (the CPU default)
+and fp32, and torch; 2 threads.
 With ``--long``, memory is also compared on 1-minute and 10-minute looped copies of the video.
 
     .venv/bin/python bench/pose_speed.py [--model MODEL_DIR] [--threads 2] [--long]
@@ -24,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 DATA = Path(os.environ.get("PAINBATTERY_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 VIDEO = DATA / "dlc-examples/examples/openfield-Pranav-2018-10-30/videos/m3v1mp4.mp4"
 TRAINED = Path("/tmp/painbattery-pose-bench/openfield_test20")
@@ -32,7 +35,10 @@ TRAINED = Path("/tmp/painbattery-pose-bench/openfield_test20")
 def child(args: argparse.Namespace) -> None:
     from pose_models.inference import PoseEstimator
 
-    est = PoseEstimator.from_dir(args.model, backend=args.backend, device="cpu", threads=args.threads)
+    precision = args.precision if args.backend == "onnx" else "fp32"
+    est = PoseEstimator.from_dir(
+        args.model, backend=args.backend, device="cpu", threads=args.threads, precision=precision
+    )
     est.predict_video(args.video, batch_size=args.batch, stop=64)  # warm-up (and ONNX export if needed)
     t0 = time.perf_counter()
     poses = est.predict_video(args.video, batch_size=args.batch)
@@ -43,12 +49,15 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def untrained_model(folder: Path) -> Path:
+def untrained_model(folder: Path, video: Path) -> Path:
     import torch
     import yaml
 
+    from pose_models.geometry import preprocess
+    from pose_models.inference import write_calibration_frames
     from pose_models.nets.model import ModelConfig, PoseNet
     from pose_models.train import weights_digest
+    from pose_models.video import VideoReader
 
     config = ModelConfig()
     model = PoseNet(4, config, pretrained=False)
@@ -62,6 +71,9 @@ def untrained_model(folder: Path) -> Path:
         "weights_sha256": weights_digest(folder / "weights.pt"),
     }
     (folder / "model.yaml").write_text(yaml.safe_dump(meta))
+    with VideoReader(video) as reader:  # calibration frames for the int8 export: the video's first frames
+        _, frames = next(iter(reader.batches(32)))
+    write_calibration_frames(folder, np.stack([preprocess(f, config.input_scale, None, 16) for f in frames]))
     return folder
 
 
@@ -85,7 +97,7 @@ def looped(video: Path, minutes: float, out: Path) -> Path:
     return write_video(out, frames(), info.fps, preset="ultrafast")
 
 
-def run(model: Path, video: Path, backend: str, batch: int, threads: int) -> dict:
+def run(model: Path, video: Path, backend: str, batch: int, threads: int, precision: str = "auto") -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -100,6 +112,8 @@ def run(model: Path, video: Path, backend: str, batch: int, threads: int) -> dic
         str(batch),
         "--threads",
         str(threads),
+        "--precision",
+        precision,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,6 +128,7 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="onnx", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -121,7 +136,7 @@ def main() -> None:
     if not args.video.is_file():
         raise SystemExit(f"video not found: {args.video}")
     tmp = Path(tempfile.mkdtemp(prefix="pose-speed-"))
-    model = args.model or (TRAINED if (TRAINED / "weights.pt").is_file() else untrained_model(tmp))
+    model = args.model or (TRAINED if (TRAINED / "weights.pt").is_file() else untrained_model(tmp, args.video))
     from pose_models.video import probe_video
 
     info = probe_video(args.video)
@@ -130,15 +145,18 @@ def main() -> None:
         f"model {model}; video {args.video.name} {info.width}x{info.height}, {info.n_frames} frames"
     )
     print(f"{'backend':14s} {'batch':>5s} {'frames':>7s} {'seconds':>8s} {'frames/s':>9s} {'peak MB':>8s}")
-    for backend in ("onnx", "torch"):
+    from pose_models.inference import resolve_precision
+
+    onnx_rows = [("onnx", p) for p in dict.fromkeys([resolve_precision(model), "fp32"])]
+    for backend, precision in [*onnx_rows, ("torch", "fp32")]:
         for batch in (1, 8):
-            r = run(model, args.video, backend, batch, args.threads)
+            r = run(model, args.video, backend, batch, args.threads, precision)
             print(
                 f"{r['backend']:14s} {batch:5d} {r['frames']:7d} {r['seconds']:8.2f} "
                 f"{r['frames'] / r['seconds']:9.1f} {r['peak_mb']:8.0f}"
             )
     if args.long:
-        print("\npeak memory against video length (onnx, batch 8):")
+        print("\npeak memory against video length (onnx, default precision, batch 8):")
         for minutes in (1, 10):
             path = looped(args.video, minutes, tmp / f"loop_{minutes}min.mp4")
             r = run(model, path, "onnx", 8, args.threads)

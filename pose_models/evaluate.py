@@ -99,6 +99,7 @@ def evaluate_model(
     pcutoff: float = 0.6,
     backend: str = "auto",
     threads: int | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate a model on its labelled frames (or another labelled set) and write ``evaluation.json``.
 
@@ -119,7 +120,12 @@ def evaluate_model(
     frames = load_labelled_frames(labels or meta["source"])
     if frames.keypoint_names != meta["keypoints"]:
         raise ValueError(f"expected labels of keypoints {meta['keypoints']}, got {frames.keypoint_names}")
-    estimator = PoseEstimator.from_dir(model_dir, backend=backend, threads=threads)  # type: ignore[arg-type]
+    estimator = PoseEstimator.from_dir(
+        model_dir,
+        backend=backend,
+        threads=threads,
+        precision=precision,  # type: ignore[arg-type]
+    )
     predicted, confidence = estimator.predict_images(frames.images)
     truth = frames.keypoints
     err = np.linalg.norm(predicted - truth, axis=-1)  # (N, K), NaN where unlabelled

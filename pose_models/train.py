@@ -5,6 +5,7 @@ loading and augmentation; this module only loops. A model directory holds:
 
 - ``model.yaml`` - the resolved config, keypoints, skeleton, left/right symmetry, input geometry;
 - ``split.json`` - the seeded train/test split (frame names) and the seed;
+- ``calibration.npz`` - up to 32 training-frame inputs, the activation ranges of the int8 export;
 - ``weights.pt`` - the weights with the best validation error; ``checkpoint.pt`` - the last epoch
   (model, optimiser, epoch) to resume from; ``training_log.csv`` - loss and validation error per epoch.
 """
@@ -25,10 +26,11 @@ import yaml
 
 from pose_models.data import LabelledFrames, augment, infer_symmetry, load_labelled_frames, make_split, save_split
 from pose_models.geometry import preprocess, to_input, to_original
+from pose_models.inference import write_calibration_frames
 from pose_models.nets.heads import decode
 from pose_models.nets.model import ModelConfig, PoseNet
 
-__all__ = ["TrainResult", "pick_device", "train_model"]
+__all__ = ["TrainResult", "lr_factor", "pick_device", "train_model"]
 
 INPUT_MULTIPLE = 16
 
@@ -88,6 +90,19 @@ def mean_error_px(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Mean Euclidean error over labelled keypoints (DeepLabCut's "RMSE")."""
     err = np.linalg.norm(predicted - truth, axis=-1)
     return float(np.nanmean(err))
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, elapsed_s: float, budget_s: float | None) -> float:
+    """Learning-rate multiplier: linear warm-up, then a cosine decay to zero.
+
+    The decay follows whichever is further along, the step count or the time budget, so a run stopped
+    by ``max_minutes`` has still annealed its learning rate instead of ending at a high one.
+    """
+    progress = step / total_steps
+    if budget_s:
+        progress = max(progress, elapsed_s / budget_s)
+    warm = min(1.0, (step + 1) / warmup_steps)
+    return warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def weights_digest(path: Path) -> str:
@@ -174,10 +189,10 @@ def train_model(
     steps_per_epoch = max(1, math.ceil(len(fit_idx) / train_cfg.batch_size))
     total_steps = n_epochs * steps_per_epoch
     warmup = min(3 * steps_per_epoch, total_steps // 10 + 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)),
-    )
+    budget_s = 60 * train_cfg.max_minutes if train_cfg.max_minutes is not None else None
+    step = 0
+    for group in optimizer.param_groups:
+        group["lr"] = train_cfg.lr * lr_factor(0, total_steps, warmup, 0.0, budget_s)
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     stride = model.stride
@@ -214,7 +229,10 @@ def train_model(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            scheduler.step()
+            step += 1
+            lr = train_cfg.lr * lr_factor(step, total_steps, warmup, time.perf_counter() - t_start, budget_s)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             losses.append(float(loss.detach()))
         val_error = math.nan
         if val_idx:
@@ -234,7 +252,7 @@ def train_model(
                     epoch,
                     f"{np.mean(losses):.5f}",
                     f"{val_error:.3f}",
-                    f"{scheduler.get_last_lr()[0]:.2e}",
+                    f"{optimizer.param_groups[0]['lr']:.2e}",
                     f"{elapsed:.1f}",
                 ]
             )
@@ -244,6 +262,8 @@ def train_model(
             break
         if train_cfg.max_minutes is not None and elapsed > 60 * train_cfg.max_minutes:
             break
+    # a few training inputs (never test frames) from which the CPU int8 export takes its activation ranges
+    write_calibration_frames(out, images[train_idx], seed=seed)
     metadata.update(
         best_epoch=best_epoch,
         best_val_error_px=best_error,

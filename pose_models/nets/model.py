@@ -56,7 +56,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0)
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of training frames held out for early stopping.")
     patience_epochs: int = Field(40, ge=1)
-    max_minutes: float | None = Field(None, gt=0, description="Stop after this long (best weights kept).")
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop after this long; the learning-rate decay is timed to end by then."
+    )
     augment: AugmentConfig = AugmentConfig()
 
 

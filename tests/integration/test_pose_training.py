@@ -108,16 +108,83 @@ def test_onnx_and_torch_agree(trained):
 
     root, result, _ = trained
     frames = load_labelled_frames(root)
-    images = np.stack(
-        [PoseEstimator.from_dir(result.model_dir, backend="onnx").preprocess(i) for i in frames.images[:6]]
-    )
-    onnx = PoseEstimator.from_dir(result.model_dir, backend="onnx")
+    onnx = PoseEstimator.from_dir(result.model_dir, backend="onnx", precision="fp32")
+    images = np.stack([onnx.preprocess(i) for i in frames.images[:6]])
     torch_cpu = PoseEstimator.from_dir(result.model_dir, backend="torch", device="cpu")
     hm_onnx, off_onnx = onnx._run(images)
     hm_torch, off_torch = torch_cpu._run(images)
     np.testing.assert_allclose(hm_onnx, hm_torch, atol=1e-4)
     np.testing.assert_allclose(off_onnx, off_torch, atol=1e-4)
     assert (result.model_dir / "model.onnx").is_file()
+
+
+def test_int8_export_keeps_the_keypoints_and_is_cached(trained):
+    """The CPU default is the int8 export: quantised convolutions, float heads, same keypoints as fp32."""
+    import onnx
+
+    from pose_models.evaluate import evaluate_model
+    from pose_models.inference import PoseEstimator
+
+    root, result, _ = trained
+    model_dir = result.model_dir
+    assert (model_dir / "calibration.npz").is_file()
+    with np.load(model_dir / "calibration.npz") as npz:
+        calibration = npz["images"]
+    split = json.loads((model_dir / "split.json").read_text())
+    assert len(calibration) == min(32, len(split["train"])) and calibration.dtype == np.uint8
+
+    int8 = PoseEstimator.from_dir(model_dir, backend="onnx")  # auto: int8 when calibration frames exist
+    fp32 = PoseEstimator.from_dir(model_dir, backend="onnx", precision="fp32")
+    assert int8.backend == "onnx-int8" and fp32.backend == "onnx-fp32"
+    graph = onnx.load(str(model_dir / "model.int8.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") > 20 and ops.count("DequantizeLinear") > 20
+    # the two head convolutions read dequantised (float) input and keep float weights
+    heads = [n for n in graph.node if n.op_type == "Conv" and set(n.output) & {"heatmap", "offset"}]
+    assert len(heads) == 2
+    weights = {t.name: t.data_type for t in graph.initializer}
+    assert all(weights[n.input[1]] == onnx.TensorProto.FLOAT for n in heads)
+
+    frames = load_labelled_frames(root)
+    p8, _ = int8.predict_images(frames.images)
+    p32, _ = fp32.predict_images(frames.images)
+    shift = np.linalg.norm(p8 - p32, axis=-1)
+    # most points move by a fraction of a pixel; a few flat, undertrained peaks may hop to the next cell
+    assert np.median(shift) < 0.5 and (shift < 1.0).mean() > 0.8, np.percentile(shift, [50, 80, 95, 100])
+    err8 = np.nanmean(np.linalg.norm(p8 - frames.keypoints, axis=-1))
+    err32 = np.nanmean(np.linalg.norm(p32 - frames.keypoints, axis=-1))
+    assert err8 < err32 + 0.5, (err8, err32)
+    figures = evaluate_model(model_dir, backend="onnx", precision="int8")
+    assert figures["backend"] == "onnx-int8" and figures["test_rmse_px"] < 3.0, figures
+
+    # cached: a second load re-uses the export; new calibration frames make a new one
+    before = (model_dir / "model.int8.onnx").stat().st_mtime_ns
+    PoseEstimator.from_dir(model_dir, backend="onnx")
+    assert (model_dir / "model.int8.onnx").stat().st_mtime_ns == before
+    from pose_models.inference import write_calibration_frames
+
+    write_calibration_frames(model_dir, calibration[::-1].copy(), n_max=8)
+    PoseEstimator.from_dir(model_dir, backend="onnx")
+    assert (model_dir / "model.int8.onnx").stat().st_mtime_ns != before
+    assert not list(model_dir.glob(".*partial"))
+    write_calibration_frames(model_dir, calibration, n_max=len(calibration))  # restore for the other tests
+
+
+def test_int8_needs_calibration_frames_and_onnx(trained, tmp_path):
+    import shutil
+
+    from pose_models.inference import ModelDirError, PoseEstimator
+
+    _, result, _ = trained
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("model.yaml", "weights.pt"):
+        shutil.copy(result.model_dir / name, bare / name)
+    assert PoseEstimator.from_dir(bare, backend="onnx").backend == "onnx-fp32"  # auto falls back to fp32
+    with pytest.raises(ModelDirError, match="calibration"):
+        PoseEstimator.from_dir(bare, backend="onnx", precision="int8")
+    with pytest.raises(ValueError, match="int8 runs on ONNX Runtime"):
+        PoseEstimator.from_dir(result.model_dir, backend="torch", device="cpu", precision="int8")
 
 
 def test_swapped_labels_are_listed(trained, tmp_path):

@@ -158,3 +158,18 @@ def test_symmetry_from_names_and_split():
     train, test = make_split([f"f{i}" for i in range(116)], 0.2, seed=0)
     assert len(test) == 23 and len(train) == 93 and not set(train) & set(test)
     assert make_split([f"f{i}" for i in range(116)], 0.2, seed=0) == (train, test)
+
+
+def test_learning_rate_warms_up_then_anneals_by_step_or_by_time_budget():
+    from pose_models.train import lr_factor
+
+    # step-driven: warm-up, peak, half-way 0.5, zero at the end
+    assert lr_factor(0, 1000, 10, 0.0, None) == pytest.approx(0.1)
+    assert lr_factor(9, 1000, 10, 0.0, None) == pytest.approx(1.0, abs=1e-3)
+    assert lr_factor(500, 1000, 10, 0.0, None) == pytest.approx(0.5)
+    assert lr_factor(1000, 1000, 10, 0.0, None) == pytest.approx(0.0, abs=1e-12)
+    # a run that will hit its time budget first anneals on the clock: half the budget gone -> 0.5
+    assert lr_factor(100, 1000, 10, 300.0, 600.0) == pytest.approx(0.5)
+    assert lr_factor(100, 1000, 10, 600.0, 600.0) == pytest.approx(0.0, abs=1e-12)
+    # ... and a fast run still follows its steps
+    assert lr_factor(750, 1000, 10, 60.0, 600.0) == pytest.approx(0.5 * (1 + np.cos(0.75 * np.pi)))
