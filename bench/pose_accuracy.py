@@ -82,7 +82,7 @@ def main() -> None:
                     + (
                         f"(best validation {result.best_val_error_px:.2f} px at epoch {result.best_epoch})"
                         if config.train.val_fraction
-                        else f"(no validation share: final weights of epoch {result.best_epoch}, lowest training loss)"
+                        else f"(no validation share: the final weights, epoch {result.best_epoch})"
                     )
                 )
             per_kp = ", ".join(f"{k} {v:.2f}" for k, v in fp32["test_rmse_px_per_keypoint"].items() if v is not None)

@@ -6,7 +6,8 @@ loading and augmentation; this module only loops. A model directory holds:
 - ``model.yaml`` - the resolved config, keypoints, skeleton, left/right symmetry, input geometry;
 - ``split.json`` - the seeded train/test split (frame names) and the seed;
 - ``calibration.npz`` - up to 32 training-frame inputs, the activation ranges of the int8 export;
-- ``weights.pt`` - the weights with the best validation error; ``checkpoint.pt`` - the last epoch
+- ``weights.pt`` - the weights with the best validation error (the last epoch's without a validation
+  share); ``checkpoint.pt`` - the last epoch
   (model, optimiser, epoch) to resume from; ``training_log.csv`` - loss and validation error per epoch.
 """
 
@@ -238,9 +239,10 @@ def train_model(
         if val_idx:
             pred, _ = predict_inputs(model, images[val_idx], dev)
             val_error = mean_error_px(to_original(pred, config.input_scale, config.crop), frames.keypoints[val_idx])
-        score = val_error if val_idx else float(np.mean(losses))
-        if score < best_error:
-            best_error, best_epoch = score, epoch
+        # With a validation share keep the weights of the lowest validation error. Without one, keep the
+        # last (annealed) weights: the loss on freshly augmented frames is too noisy to pick an epoch by.
+        if not val_idx or val_error < best_error:
+            best_error, best_epoch = (val_error if val_idx else float(np.mean(losses))), epoch
             torch.save(model.state_dict(), out / "weights.pt")
         torch.save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, out / "checkpoint.pt"

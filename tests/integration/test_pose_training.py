@@ -81,6 +81,21 @@ def test_training_reduces_the_loss_and_writes_the_model(trained):
     assert not set(split["test"]) & set(split["train"])
 
 
+def test_without_a_validation_share_the_final_weights_are_kept(trained, tmp_path):
+    import torch
+
+    from pose_models.nets.model import ModelConfig, TrainConfig
+    from pose_models.train import train_model
+
+    root, _, _ = trained
+    config = ModelConfig(input_scale=0.5, neck_channels=16, train=TrainConfig(epochs=3, val_fraction=0.0))
+    result = train_model(root, tmp_path / "m", config, pretrained=False)
+    assert result.best_epoch == result.epochs_run == 3
+    final = torch.load(tmp_path / "m/checkpoint.pt", weights_only=True)["model"]
+    kept = torch.load(tmp_path / "m/weights.pt", weights_only=True)
+    assert all(torch.equal(final[k], kept[k]) for k in final)
+
+
 def test_model_finds_the_rendered_paws_within_a_few_pixels(trained):
     from pose_models.evaluate import evaluate_model
 
