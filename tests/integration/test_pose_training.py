@@ -88,9 +88,11 @@ def test_without_a_validation_share_the_final_weights_are_kept(trained, tmp_path
     from pose_models.train import train_model
 
     root, _, _ = trained
-    config = ModelConfig(input_scale=0.5, neck_channels=16, train=TrainConfig(epochs=3, val_fraction=0.0))
+    config = ModelConfig(input_scale=0.5, neck_channels=16, train=TrainConfig(epochs=4, lr=1e-12, val_fraction=0.0))
+    # lr ~0: the weights barely move and the augmented loss only jitters, so a "lowest loss" pick would
+    # land on an arbitrary epoch (with this seed the lowest loss is not the last epoch's); the final one is kept
     result = train_model(root, tmp_path / "m", config, pretrained=False)
-    assert result.best_epoch == result.epochs_run == 3
+    assert result.best_epoch == result.epochs_run == 4
     final = torch.load(tmp_path / "m/checkpoint.pt", weights_only=True)["model"]
     kept = torch.load(tmp_path / "m/weights.pt", weights_only=True)
     assert all(torch.equal(final[k], kept[k]) for k in final)
