@@ -8,7 +8,6 @@ nor misses one that arrived while the watcher was down (every start begins with 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from behavior.provenance import file_sha256
 from behavior.session import read_session_sidecar
 from pose_models.video import VIDEO_SUFFIXES
 
@@ -29,14 +29,6 @@ class Handler(Protocol):
     """What to do with a ready recording; returns a short description of the result."""
 
     def __call__(self, recording: Path, sidecar: Path) -> str: ...
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class LocalScorer:
@@ -152,7 +144,7 @@ class FolderWatcher:
         for recording, sidecar in self._candidates():
             if not self._stable(recording, now):
                 continue
-            digest = _sha256(recording)
+            digest = file_sha256(recording)
             if self._db.execute("SELECT 1 FROM processed WHERE sha256 = ?", (digest,)).fetchone():
                 continue
             try:
