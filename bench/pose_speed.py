@@ -54,9 +54,8 @@ def untrained_model(folder: Path, video: Path) -> Path:
     import yaml
 
     from pose_models.geometry import preprocess
-    from pose_models.inference import write_calibration_frames
+    from pose_models.inference import weights_digest, write_calibration_frames
     from pose_models.nets.model import ModelConfig, PoseNet
-    from pose_models.train import weights_digest
     from pose_models.video import VideoReader
 
     config = ModelConfig()

@@ -32,7 +32,14 @@ from pose_models.geometry import preprocess, to_original
 from pose_models.nets.decoding import decode
 from pose_models.poses import append_log, from_numpy
 
-__all__ = ["ModelDirError", "PoseEstimator", "export_onnx", "resolve_precision", "write_calibration_frames"]
+__all__ = [
+    "ModelDirError",
+    "PoseEstimator",
+    "export_onnx",
+    "resolve_precision",
+    "weights_digest",
+    "write_calibration_frames",
+]
 
 INPUT_MULTIPLE = 16
 ONNX_FILE = "model.onnx"
@@ -53,7 +60,8 @@ def _cuda_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or bool(os.environ.get("PAINBATTERY_FORCE_CUDA"))
 
 
-def _sha256(path: Path) -> str:
+def weights_digest(path: Path) -> str:
+    """SHA-256 of a weights (or calibration) file, recorded with exports and outputs."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -98,9 +106,17 @@ def export_onnx(
     """
     model_dir = Path(model_dir)
     meta = _read_meta(model_dir)
+    digest = weights_digest(model_dir / "weights.pt")
+    fp32_path = _export_fp32(model_dir, meta, digest, input_hw, opset)
     if resolve_precision(model_dir, precision) == "int8":
-        return _export_int8(model_dir, opset)
-    digest = _sha256(model_dir / "weights.pt")
+        return _export_int8(model_dir, fp32_path, digest, opset)
+    return fp32_path
+
+
+def _export_fp32(
+    model_dir: Path, meta: dict[str, Any], digest: str, input_hw: tuple[int, int] | None, opset: int
+) -> Path:
+    """The float export ``model.onnx`` (cached by weights hash and layout)."""
     onnx_path, sidecar = model_dir / ONNX_FILE, model_dir / ONNX_META
     if _cached(onnx_path, sidecar, _onnx_meta(digest, opset)):
         return onnx_path
@@ -144,11 +160,10 @@ def export_onnx(
     return onnx_path
 
 
-def _export_int8(model_dir: Path, opset: int) -> Path:
+def _export_int8(model_dir: Path, fp32_path: Path, digest: str, opset: int) -> Path:
     """Static int8 quantisation of the fp32 export with the model's calibration frames (cached)."""
-    fp32_path = export_onnx(model_dir, precision="fp32", opset=opset)
     int8_path, sidecar = model_dir / ONNX_INT8_FILE, model_dir / ONNX_INT8_META
-    expected = _onnx_meta(_sha256(model_dir / "weights.pt"), opset, "int8", _sha256(model_dir / CALIBRATION_FILE))
+    expected = _onnx_meta(digest, opset, "int8", weights_digest(model_dir / CALIBRATION_FILE))
     if _cached(int8_path, sidecar, expected):
         return int8_path
     import onnx

@@ -14,7 +14,6 @@ loading and augmentation; this module only loops. A model directory holds:
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import yaml
 
 from pose_models.data import LabelledFrames, augment, infer_symmetry, load_labelled_frames, make_split, save_split
 from pose_models.geometry import preprocess, to_input, to_original
-from pose_models.inference import write_calibration_frames
+from pose_models.inference import weights_digest, write_calibration_frames
 from pose_models.nets.heads import decode
 from pose_models.nets.model import ModelConfig, PoseNet
 
@@ -104,11 +103,6 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, elapsed_s: float, 
         progress = max(progress, elapsed_s / budget_s)
     warm = min(1.0, (step + 1) / warmup_steps)
     return warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def weights_digest(path: Path) -> str:
-    """SHA-256 of a weights file (recorded with exports and outputs)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_model(
@@ -192,8 +186,6 @@ def train_model(
     warmup = min(3 * steps_per_epoch, total_steps // 10 + 1)
     budget_s = 60 * train_cfg.max_minutes if train_cfg.max_minutes is not None else None
     step = 0
-    for group in optimizer.param_groups:
-        group["lr"] = train_cfg.lr * lr_factor(0, total_steps, warmup, 0.0, budget_s)
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     stride = model.stride
@@ -228,12 +220,12 @@ def train_model(
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
             lr = train_cfg.lr * lr_factor(step, total_steps, warmup, time.perf_counter() - t_start, budget_s)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
             losses.append(float(loss.detach()))
         val_error = math.nan
         if val_idx:
