@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ __all__ = [
     "ASSAYS",
     "EVENT_COLUMNS",
     "Event",
+    "SESSION_ID_PATTERN",
     "ManifestError",
     "Session",
     "events_from_ttl",
@@ -48,6 +50,10 @@ ASSAYS: dict[str, str] = {
 }
 
 EVENT_COLUMNS = ("time_s", "kind", "side", "intensity")
+
+#: What a session id may be: it names files (poses, caches, stored recordings), so no folders, no
+#: ``..``, nothing a file system or a URL treats specially. Letters, digits, ``. _ -``, at most 128.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
 class ManifestError(ValueError):
@@ -81,7 +87,7 @@ class Session(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    session_id: str = Field(min_length=1)
+    session_id: str = Field(min_length=1, description=f"Matches {SESSION_ID_PATTERN} (it names files).")
     animal_id: str = Field(min_length=1)
     group: str = Field(min_length=1)
     timepoint: str = Field(min_length=1, description="e.g. baseline, d1, d7")
@@ -100,6 +106,16 @@ class Session(BaseModel):
         # Manifests often hold numeric ids (animal 12, timepoint 7); keep them as text.
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return str(int(v)) if float(v).is_integer() else str(v)
+        return v
+
+    @field_validator("session_id")
+    @classmethod
+    def _safe_session_id(cls, v: str) -> str:
+        if not re.fullmatch(SESSION_ID_PATTERN, v) or ".." in v:
+            raise ValueError(
+                f"expected a session id of letters, digits and . _ - (starting with a letter or digit, "
+                f"at most 128, no '..'), got {v[:60]!r}"
+            )
         return v
 
     @field_validator("assay")
