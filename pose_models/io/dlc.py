@@ -22,7 +22,13 @@ import pandas as pd
 import xarray as xr
 
 from pose_models.io import PoseFileError, register_format
+from pose_models.io.pandas_h5 import UnsafeFileError, read_pandas_h5
 from pose_models.poses import from_numpy
+
+
+class UnsafePoseFileError(PoseFileError):
+    """A pose file holds pickled objects; it is refused unread (a pickle can run code)."""
+
 
 HEADER_LEVELS = ("scorer", "individuals", "bodyparts", "coords")
 H5_KEY = "df_with_missing"
@@ -47,17 +53,19 @@ def _sniff_csv(path: Path) -> bool:
 
 
 def _read_h5(path: Path) -> pd.DataFrame:
+    # Never pd.HDFStore / read_hdf: they unpickle object columns and attributes, and these files come
+    # from users. The array-level reader refuses anything pickled (UnsafeFileError, a PoseFileError).
     if not _sniff_h5(path):
         raise PoseFileError(f"{path}: expected a DeepLabCut .h5 (an HDF5 pandas table), got another file")
-    with pd.HDFStore(path, mode="r") as store:
-        keys = store.keys()
-        key = f"/{H5_KEY}" if f"/{H5_KEY}" in keys else (keys[0] if len(keys) == 1 else None)
-        if key is None:
-            raise PoseFileError(f"{path}: expected one DeepLabCut table, got keys {keys}")
-        df = store[key]
-    if not isinstance(df, pd.DataFrame):
-        raise PoseFileError(f"{path}: expected a DataFrame under {key}, got {type(df).__name__}")
-    return df
+    with h5py.File(path, "r") as f:
+        keys = [k for k in f if isinstance(f[k], h5py.Group) and "pandas_type" in f[k].attrs]
+    key = H5_KEY if H5_KEY in keys else (keys[0] if len(keys) == 1 else None)
+    if key is None:
+        raise PoseFileError(f"{path}: expected one DeepLabCut table, got keys {['/' + k for k in keys]}")
+    try:
+        return read_pandas_h5(path, key)
+    except UnsafeFileError as exc:
+        raise UnsafePoseFileError(str(exc)) from exc
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
