@@ -6,6 +6,13 @@ which the paw stays displaced beyond a threshold for ``min_frames`` frames; the 
 larger of a fixed distance and a multiple of the resting jitter (robust SD), so tracking noise never
 reads as a withdrawal. Low-confidence points are dropped and short gaps interpolated first. A trial
 with no withdrawal before the cut-off is *censored* at the cut-off.
+
+A trial whose outcome is unknown is never scored as a response or a non-response: its ``latency_s``
+is NaN, ``responded`` and ``censored`` are both False and ``quality`` names why (see
+:data:`TRIAL_QUALITIES`): the paw was not tracked before the onset (``no_baseline``), the video ends
+before the window does and no withdrawal was seen (``recording_ended``), or more than
+``max_untracked_fraction`` of the frames searched are untracked (``untracked``: a withdrawal could
+hide in them). Callers leave such trials out of their means and count them.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from behavior.session import Event, events_to_frame
 from pose_models.poses import drop_low_confidence, interpolate_gaps, validate_poses
 
-__all__ = ["TRIAL_COLUMNS", "WithdrawalParams", "WithdrawalTrial", "detect_withdrawal", "withdrawal_trials"]
+__all__ = [
+    "TRIAL_COLUMNS",
+    "TRIAL_QUALITIES",
+    "UNKNOWN_OUTCOMES",
+    "WithdrawalParams",     "WithdrawalTrial",
+    "detect_withdrawal",
+    "withdrawal_trials",
+]
 
 TRIAL_COLUMNS = (
     "trial",
@@ -34,7 +48,13 @@ TRIAL_COLUMNS = (
     "paw",
     "intensity",
     "quality",
+    "untracked_fraction",
 )
+
+#: Trial qualities: ``ok`` (a response, or a non-response censored at the window's end) and the
+#: reasons a trial's outcome is unknown (:data:`UNKNOWN_OUTCOMES`).
+TRIAL_QUALITIES = ("ok", "no_baseline", "recording_ended", "untracked")
+UNKNOWN_OUTCOMES = TRIAL_QUALITIES[1:]
 
 
 class WithdrawalParams(BaseModel):
@@ -48,6 +68,12 @@ class WithdrawalParams(BaseModel):
     min_displacement_px: float = Field(3.0, gt=0, description="Smallest withdrawal without a scale.")
     noise_factor: float = Field(6.0, gt=0, description="Threshold >= this many resting-jitter SDs.")
     min_frames: int = Field(2, ge=1, description="Frames the paw must stay beyond the threshold.")
+    max_untracked_fraction: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="A trial with more of its searched frames untracked (after gap filling) is not scored.",
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,7 @@ class WithdrawalTrial:
     censored: bool
     threshold_px: float
     quality: str
+    untracked_fraction: float = 0.0
 
 
 def _robust_sd(values: np.ndarray) -> float:
@@ -100,8 +127,14 @@ def detect_withdrawal(
     -------
     WithdrawalTrial
         ``latency_s`` is the time to withdrawal, or ``window_s`` (the censoring value) without one.
-        ``quality`` is ``ok``, ``no_baseline`` (paw not tracked before the onset; not scored),
-        or ``recording_ended`` (the video ends before the window does).
+        A withdrawal is the first frame within the window that starts ``min_frames`` consecutive
+        frames beyond the threshold; a run that reaches the window's end is confirmed on the frames
+        after it (when the track has them), never counted short. ``quality`` is ``ok``, or why the
+        outcome is unknown (latency NaN, neither responded nor censored): ``no_baseline`` (paw not
+        tracked before the onset), ``recording_ended`` (the video ends before the window does and no
+        withdrawal was seen), ``untracked`` (more than ``max_untracked_fraction`` of the frames
+        searched, up to the withdrawal or the window's end, are not tracked).
+        ``untracked_fraction`` is that fraction.
     """
     params = params or WithdrawalParams()
     track = np.asarray(track_px, dtype=float)
@@ -109,35 +142,40 @@ def detect_withdrawal(
     if not 0 <= stimulus_frame < n:
         raise ValueError(f"expected a stimulus frame within the {n}-frame track, got {stimulus_frame}")
     window_frames = max(math.floor(window_s * fps + 1e-9), 1)
-    end = stimulus_frame + window_frames
-    quality = "ok"
-    if end > n:
-        end, quality = n, "recording_ended"
+    end = stimulus_frame + window_frames  # the window is rows stimulus_frame+1 .. end-1
+    recording_ended = end > n
     base_start = max(0, stimulus_frame - max(round(params.baseline_s * fps), 1))
     base = track[base_start : stimulus_frame + 1]
     base = base[np.isfinite(base).all(axis=1)]
+    nan = float("nan")
     if len(base) == 0:
-        return WithdrawalTrial(stimulus_frame, None, float("nan"), False, False, float("nan"), "no_baseline")
+        return WithdrawalTrial(stimulus_frame, None, nan, False, False, nan, "no_baseline", nan)
     rest = np.median(base, axis=0)
     noise = _robust_sd(np.linalg.norm(base - rest, axis=1))
     floor_px = params.min_displacement_mm * px_per_mm if px_per_mm else params.min_displacement_px
     threshold = max(floor_px, params.noise_factor * noise)
-    after = track[stimulus_frame + 1 : end]
-    distance = np.linalg.norm(after - rest, axis=1)
-    beyond = np.nan_to_num(distance, nan=0.0) > threshold
     k = params.min_frames
-    # first frame that starts a run of k frames beyond the threshold (a run cut short by the end of
-    # the window still counts if it reaches the end)
-    runs = np.convolve(beyond.astype(int), np.ones(k, dtype=int), mode="full")[k - 1 :]
-    needed = np.minimum(k, len(beyond) - np.arange(len(beyond)))
-    hits = np.flatnonzero(beyond & (runs >= needed))
+    n_window = min(end, n) - (stimulus_frame + 1)
+    # the window plus up to k-1 frames after it, so a run starting near the end is confirmed in full
+    after = track[stimulus_frame + 1 : min(end + k - 1, n)]
+    distance = np.linalg.norm(after - rest, axis=1)
+    untracked = ~np.isfinite(distance)
+    beyond = np.where(untracked, False, distance > threshold)
+    if len(beyond) >= k:
+        runs = np.convolve(beyond.astype(int), np.ones(k, dtype=int), mode="valid")  # runs[i]: beyond[i:i+k]
+        hits = np.flatnonzero(runs[:n_window] >= k)
+    else:
+        hits = np.array([], dtype=int)
+    searched = untracked[: int(hits[0]) + 1] if hits.size else untracked[:n_window]
+    fraction = float(searched.mean()) if searched.size else 0.0
+    if fraction > params.max_untracked_fraction:
+        return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction)
     if hits.size == 0:
-        censored = quality == "ok"
-        latency = window_s if censored else (end - stimulus_frame) / fps
-        return WithdrawalTrial(stimulus_frame, None, latency, False, True, threshold, quality)
-    first = int(hits[0])
-    frame = stimulus_frame + 1 + first
-    return WithdrawalTrial(stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok")
+        if recording_ended:
+            return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "recording_ended", fraction)
+        return WithdrawalTrial(stimulus_frame, None, window_s, False, True, threshold, "ok", fraction)
+    frame = stimulus_frame + 1 + int(hits[0])
+    return WithdrawalTrial(stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok", fraction)
 
 
 def _paw_track(ds: xr.Dataset, keypoint: str, individual: str | None) -> np.ndarray:
@@ -184,7 +222,8 @@ def withdrawal_trials(
     Returns
     -------
     pandas.DataFrame
-        One row per stimulus with :data:`TRIAL_COLUMNS`.
+        One row per stimulus with :data:`TRIAL_COLUMNS`; trials whose outcome is unknown have
+        ``latency_s`` NaN and a ``quality`` from :data:`UNKNOWN_OUTCOMES`.
 
     Raises
     ------
@@ -244,6 +283,7 @@ def withdrawal_trials(
                 "paw": keypoint,
                 "intensity": float(intensity) if intensity is not None and pd.notna(intensity) else np.nan,
                 "quality": trial.quality,
+                "untracked_fraction": trial.untracked_fraction,
             }
         )
     return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))

@@ -101,10 +101,69 @@ def test_untracked_paw_before_the_stimulus_is_reported_not_scored():
     assert trial.quality == "no_baseline" and not trial.responded and np.isnan(trial.latency_s)
 
 
-def test_recording_that_ends_before_the_window_is_flagged():
+def test_recording_that_ends_before_the_window_is_flagged_not_scored():
     track = np.full((50, 2), 20.0)
     trial = detect_withdrawal(track, 10.0, 30, window_s=20.0)
-    assert trial.censored and trial.quality == "recording_ended" and trial.latency_s == pytest.approx(2.0)
+    assert trial.quality == "recording_ended"
+    assert not trial.censored and not trial.responded and np.isnan(trial.latency_s)
+
+
+def test_trial_cut_short_by_the_end_of_the_video_has_no_latency():
+    # issue 11, defect 1: stimulus 3 s before the video ends, cut-off 20 s, no withdrawal; today it
+    # read latency_s=3.0, censored=True (a 3 s "latency" that looks like hyperalgesia)
+    fps, onset = 30.0, 100
+    track = np.full((onset + 90, 2), 100.0) + np.random.default_rng(0).normal(0, 0.3, (onset + 90, 2))
+    trial = detect_withdrawal(track, fps, onset, window_s=20.0)
+    assert trial.quality == "recording_ended"
+    assert np.isnan(trial.latency_s) and not trial.censored and not trial.responded
+    # a withdrawal seen before the video ends is still a real latency
+    track[onset + 30 :] += 40.0
+    seen = detect_withdrawal(track, fps, onset, window_s=20.0)
+    assert seen.responded and seen.quality == "ok" and seen.latency_s == pytest.approx(1.0)
+
+
+def test_paw_lost_from_tracking_is_untracked_not_a_non_response():
+    # issue 11, defect 2: one displaced frame, then NaN for the rest of the window (a blurred
+    # withdrawal); today it read latency_s=20, censored=True, quality='ok' (biased towards analgesia)
+    fps, onset = 30.0, 100
+    track = np.full((800, 2), 100.0) + np.random.default_rng(1).normal(0, 0.3, (800, 2))
+    track[onset + 1] += 40.0
+    track[onset + 2 :] = np.nan
+    trial = detect_withdrawal(track, fps, onset, window_s=20.0)
+    assert trial.quality == "untracked"
+    assert np.isnan(trial.latency_s) and not trial.censored and not trial.responded
+    assert trial.untracked_fraction == pytest.approx(598 / 599)
+
+
+def test_short_untracked_stretch_below_the_limit_is_scored_and_reported():
+    fps, onset = 30.0, 100
+    track = np.full((800, 2), 100.0) + np.random.default_rng(2).normal(0, 0.3, (800, 2))
+    track[onset + 1 : onset + 61] = np.nan  # 60 of 599 frames (10 %) lost
+    params = WithdrawalParams(max_untracked_fraction=0.2)
+    trial = detect_withdrawal(track, fps, onset, window_s=20.0, params=params)
+    assert trial.quality == "ok" and trial.censored and trial.latency_s == 20.0
+    assert trial.untracked_fraction == pytest.approx(60 / 599)
+    strict = detect_withdrawal(track, fps, onset, window_s=20.0, params=WithdrawalParams(max_untracked_fraction=0.05))
+    assert strict.quality == "untracked" and np.isnan(strict.latency_s)
+
+
+@pytest.mark.parametrize("n_frames", [700, 800])
+def test_one_frame_glitch_on_the_last_frame_of_the_window_is_not_a_withdrawal(n_frames):
+    # issue 11, defect 3: today a glitch on the window's last frame read as a withdrawal at 19.97 s,
+    # defeating min_frames; the track either ends with the window (700) or goes on at rest (800)
+    fps, onset = 30.0, 100
+    track = np.full((n_frames, 2), 100.0) + np.random.default_rng(3).normal(0, 0.3, (n_frames, 2))
+    track[onset + 599] += 40.0  # the last frame of the 20 s window (latency 19.97 s)
+    trial = detect_withdrawal(track, fps, onset, window_s=20.0, params=WithdrawalParams(min_frames=2))
+    assert not trial.responded and trial.censored and trial.latency_s == 20.0 and trial.quality == "ok"
+
+
+def test_withdrawal_starting_on_the_last_frame_is_confirmed_after_the_window():
+    fps, onset = 30.0, 100
+    track = np.full((800, 2), 100.0) + np.random.default_rng(4).normal(0, 0.3, (800, 2))
+    track[onset + 599 :] += 40.0  # the paw leaves on the last frame of the window and stays away
+    trial = detect_withdrawal(track, fps, onset, window_s=20.0, params=WithdrawalParams(min_frames=2))
+    assert trial.responded and trial.latency_s == pytest.approx(599 / 30)
 
 
 def test_single_frame_glitch_is_not_a_withdrawal():
