@@ -21,7 +21,7 @@ from behavior.config import apply_overrides, load_config
 from behavior.features.base import AssayResult, Measure, register_extractor
 from behavior.features.paws import FEATURES, PawsParams, paw_features, track_from_poses
 from behavior.features.von_frey import FilamentSeries, SequenceError, sudo_threshold, updown_threshold
-from behavior.features.withdrawal import WithdrawalParams, withdrawal_trials
+from behavior.features.withdrawal import UNKNOWN_OUTCOMES, WithdrawalParams, withdrawal_trials
 from behavior.session import Session
 
 __all__ = [
@@ -146,11 +146,36 @@ def _per_side(
     return out
 
 
+def _not_scored(t: pd.DataFrame) -> str:
+    """``"not scored 2/5 (recording_ended 1, untracked 1)"`` for the trials of unknown outcome, or ``""``."""
+    counts = {q: int((t["quality"] == q).sum()) for q in UNKNOWN_OUTCOMES}
+    total = sum(counts.values())
+    if not total:
+        return ""
+    reasons = ", ".join(f"{q} {c}" for q, c in counts.items() if c)
+    return f"not scored {total}/{len(t)} ({reasons})"
+
+
+def _label_trials(trials: pd.DataFrame, stem: str, unit: str, injured: str | None) -> pd.DataFrame:
+    """The trials table with the measure each trial feeds (``measure``), for per-measure counts."""
+    out = trials.copy()
+    out["measure"] = [
+        f"{_named(stem, s, injured)}_{unit}" if isinstance(s, str) and s in SIDES else None for s in out["side"]
+    ]
+    return out
+
+
 @register_extractor("hargreaves")
 def extract_hargreaves(
     poses: xr.Dataset, session: Session, config: HargreavesConfig, *, video: Path | None = None
 ) -> AssayResult:
-    """Withdrawal latency per paw; censored trials count at the cut-off (and are reported)."""
+    """Withdrawal latency per paw: the mean over trials of known outcome.
+
+    Trials without a withdrawal before the cut-off count at the cut-off (censored, and counted in the
+    measure's quality). Trials whose outcome is unknown (paw untracked before the onset or during the
+    window, video ending before the cut-off) are left out of the mean and counted in its quality; a
+    paw with no trial of known outcome gets NaN.
+    """
     events = stimulus_events(session, config, video)
     trials = withdrawal_trials(
         poses,
@@ -163,14 +188,18 @@ def extract_hargreaves(
     )
     values = {}
     for side in SIDES:
-        t = trials[(trials["side"] == side) & (trials["quality"] != "no_baseline")]
+        t = trials[trials["side"] == side]
         if t.empty:
             continue
-        n_censored = int(t["censored"].sum())
-        quality = f"censored {n_censored}/{len(t)}" if n_censored else "ok"
-        values[side] = (float(t["latency_s"].mean()), len(t), quality)
+        scored = t[t["quality"] == "ok"]
+        n_censored = int(scored["censored"].sum())
+        parts = [f"censored {n_censored}/{len(scored)}" if n_censored else "", _not_scored(t)]
+        quality = "; ".join(p for p in parts if p) or "ok"
+        value = float(scored["latency_s"].mean()) if len(scored) else math.nan
+        values[side] = (value, len(scored), quality)
     return AssayResult(
-        measures=_per_side("latency", "s", values, session.side, difference=True), tables={"trials": trials}
+        measures=_per_side("latency", "s", values, session.side, difference=True),
+        tables={"trials": _label_trials(trials, "latency", "s", session.side)},
     )
 
 
@@ -178,7 +207,12 @@ def extract_hargreaves(
 def extract_von_frey(
     poses: xr.Dataset, session: Session, config: VonFreyConfig, *, video: Path | None = None
 ) -> AssayResult:
-    """50 % threshold per paw from filament events and withdrawals seen in the video."""
+    """50 % threshold per paw from filament events and withdrawals seen in the video.
+
+    An application whose outcome is unknown (paw untracked, video ending during it) is neither a
+    withdrawal nor its absence, and the up-down rule cannot go on without it: the paw's series stops
+    there with a NaN threshold whose quality names the application and the reason.
+    """
     events = stimulus_events(session, config, video)
     trials = withdrawal_trials(
         poses,
@@ -200,13 +234,25 @@ def extract_von_frey(
         if t["intensity"].isna().any():
             values[side] = (math.nan, len(t), "filament force (event intensity) missing")
             continue
+        unknown = t[t["quality"] != "ok"]
+        if not unknown.empty:
+            first = unknown.iloc[0]
+            at = int(np.flatnonzero((t["trial"] == first["trial"]).to_numpy())[0]) + 1
+            values[side] = (
+                math.nan,
+                len(t),
+                f"series stopped at application {at} ({first['intensity']:g} g at {first['stimulus_time_s']:g} s): "
+                f"outcome unknown ({first['quality']}); {_not_scored(t)}",
+            )
+            continue
         try:
             r = score(t["intensity"].tolist(), ["X" if x else "O" for x in t["responded"]], series)
             values[side] = (r.threshold_g, len(t), f"{r.pattern} {r.flag}".strip())
         except SequenceError as exc:
             values[side] = (math.nan, len(t), str(exc))
     return AssayResult(
-        measures=_per_side("threshold", "g", values, session.side, difference=False), tables={"trials": trials}
+        measures=_per_side("threshold", "g", values, session.side, difference=False),
+        tables={"trials": _label_trials(trials, "threshold", "g", session.side)},
     )
 
 

@@ -87,3 +87,56 @@ def test_configs_reject_typos_and_bad_values():
         assay_config("hargreaves", ["cutoff_s=-1"])
     with pytest.raises(ValueError, match="method"):
         assay_config("von_frey", ["method=guess"])
+
+
+def test_hargreaves_trial_cut_short_by_the_video_end_leaves_the_mean_and_is_counted():
+    # issue 11, defect 1: the second trial's onset is 3 s before the video ends, its withdrawal (5 s)
+    # is never seen; today it entered the paw's mean as a 3 s latency: (5 + 3) / 2 = 4 s
+    clip = simulate_clip(
+        "hargreaves", seed=5, latencies_s=[5.0, 5.0], trial_sides=["left", "left"], session_fields={"side": "left"}
+    )
+    fps = clip.session.fps
+    second = clip.truth["trials"][1]
+    cut = clip.poses.isel(time=slice(0, second["onset_frame"] + round(3 * fps) + 1))
+    result = EXTRACTORS["hargreaves"](cut, clip.session, assay_config("hargreaves"))
+    m = {x.measure: x for x in result.measures}
+    trials = result.tables["trials"]
+    assert trials["quality"].tolist() == ["ok", "recording_ended"]
+    assert m["latency_ipsi_s"].value == pytest.approx(clip.truth["trials"][0]["latency_s"], abs=2 / 15)
+    assert m["latency_ipsi_s"].n == 1
+    assert m["latency_ipsi_s"].quality == "not scored 1/2 (recording_ended 1)"
+    assert trials["measure"].tolist() == ["latency_ipsi_s", "latency_ipsi_s"]
+
+
+def test_hargreaves_paw_with_only_unknown_trials_is_nan_not_a_latency():
+    clip = simulate_clip("hargreaves", seed=6, latencies_s=[None], trial_sides=["right"])
+    poses = clip.poses.copy(deep=True)
+    onset = clip.truth["trials"][0]["onset_frame"]
+    conf = poses["confidence"].loc[{"keypoints": "right_hind"}].values
+    conf[onset + 2 :] = 0.0  # lost just after the onset
+    poses["confidence"].loc[{"keypoints": "right_hind"}] = conf
+    (measure,) = EXTRACTORS["hargreaves"](poses, clip.session, assay_config("hargreaves")).measures
+    assert math.isnan(measure.value) and measure.n == 0 and "untracked 1" in measure.quality
+
+
+def test_von_frey_unscorable_application_stops_the_series_with_its_reason():
+    # issue 11, defect 4: OXOXOX on 2/4 g gives 2.80 g; with the last application untracked, today it
+    # was fed to the up-down as O (OXOXOO -> 3.67 g, silently)
+    forces, responses = [2.0, 4.0, 2.0, 4.0, 2.0, 4.0], "OXOXOX"
+    clip = simulate_clip("von_frey", seed=1, filaments_g=forces, responses=list(responses))
+    series = FilamentSeries.load("chaplan8")
+    full = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey"))
+    (intact,) = full.measures
+    assert intact.value == pytest.approx(2.8045, abs=1e-3)
+    assert updown_threshold(forces, list("OXOXOO"), series).threshold_g == pytest.approx(3.6723, abs=1e-3)
+    last = clip.truth["trials"][-1]
+    paw = {"left": "left_hind", "right": "right_hind"}[last["side"]]
+    poses = clip.poses.copy(deep=True)
+    conf = poses["confidence"].loc[{"keypoints": paw}].values
+    conf[last["onset_frame"] + 2 :] = 0.0  # one frame after the onset, then the paw is lost
+    poses["confidence"].loc[{"keypoints": paw}] = conf
+    result = EXTRACTORS["von_frey"](poses, clip.session, assay_config("von_frey"))
+    (measure,) = result.measures
+    assert result.tables["trials"]["quality"].tolist() == ["ok"] * 5 + ["untracked"]
+    assert math.isnan(measure.value)
+    assert "application 6 (4 g" in measure.quality and "untracked" in measure.quality
