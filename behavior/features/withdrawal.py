@@ -33,7 +33,8 @@ __all__ = [
     "TRIAL_COLUMNS",
     "TRIAL_QUALITIES",
     "UNKNOWN_OUTCOMES",
-    "WithdrawalParams",     "WithdrawalTrial",
+    "WithdrawalParams",
+    "WithdrawalTrial",
     "detect_withdrawal",
     "withdrawal_trials",
 ]
@@ -175,7 +176,9 @@ def detect_withdrawal(
             return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "recording_ended", fraction)
         return WithdrawalTrial(stimulus_frame, None, window_s, False, True, threshold, "ok", fraction)
     frame = stimulus_frame + 1 + int(hits[0])
-    return WithdrawalTrial(stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok", fraction)
+    return WithdrawalTrial(
+        stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok", fraction
+    )
 
 
 def _paw_track(ds: xr.Dataset, keypoint: str, individual: str | None) -> np.ndarray:
