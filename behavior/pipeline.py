@@ -177,6 +177,12 @@ def run_session(
     }
     trials = result.tables.get("trials")
     if trials is not None and "censored" in trials:
+        from behavior.features.withdrawal import UNKNOWN_OUTCOMES, count_trials
+
+        counts = count_trials(trials)
         quality["trials"] = len(trials)
-        quality["censored_trials"] = int(trials["censored"].sum())
+        quality["censored_trials"] = sum(int(c["censored"]) for c in counts)
+        for reason in UNKNOWN_OUTCOMES:  # outcome unknown: not scored, left out of the means
+            quality[f"{reason}_trials"] = sum(int(c[reason]) for c in counts)
+        quality["trial_counts"] = counts
     return SessionResult(session.session_id, measures, result.tables, quality, poses_path)

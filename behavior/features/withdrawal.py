@@ -35,6 +35,7 @@ __all__ = [
     "UNKNOWN_OUTCOMES",
     "WithdrawalParams",
     "WithdrawalTrial",
+    "count_trials",
     "detect_withdrawal",
     "withdrawal_trials",
 ]
@@ -290,3 +291,37 @@ def withdrawal_trials(
             }
         )
     return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+
+
+#: Columns of :func:`count_trials`.
+TRIAL_COUNT_COLUMNS = ("measure", "trials", "responded", "censored", *UNKNOWN_OUTCOMES)
+
+
+def count_trials(trials: pd.DataFrame) -> list[dict[str, int | str]]:
+    """How many trials of each outcome fed each measure (for the data-quality table).
+
+    Parameters
+    ----------
+    trials
+        A trials table (:data:`TRIAL_COLUMNS`), with a ``measure`` column naming the measure each
+        trial feeds (the extractors add it); without one, all trials count under ``"all"``.
+
+    Returns
+    -------
+    list of dict
+        One record per measure with :data:`TRIAL_COUNT_COLUMNS`: trials, responses, censored
+        non-responses, and the trials of unknown outcome by reason.
+    """
+    measure = trials["measure"].fillna("unassigned") if "measure" in trials else pd.Series("all", trials.index)
+    out = []
+    for name, t in trials.groupby(measure, sort=False):
+        ok = t["quality"] == "ok"
+        row: dict[str, int | str] = {
+            "measure": str(name),
+            "trials": len(t),
+            "responded": int((ok & t["responded"].astype(bool)).sum()),
+            "censored": int((ok & t["censored"].astype(bool)).sum()),
+        }
+        row.update({q: int((t["quality"] == q).sum()) for q in UNKNOWN_OUTCOMES})
+        out.append(row)
+    return out
