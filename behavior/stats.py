@@ -5,10 +5,17 @@ Per measure:
 - **Linear mixed model** ``value ~ group * timepoint`` with a random intercept per animal
   (statsmodels ``MixedLM``, maximum likelihood); the group x time interaction is tested with a
   likelihood-ratio test against the additive model (chi-squared, df = number of interaction terms).
-- **Pairwise group comparisons at each timepoint**: Welch's t-test, Holm-corrected within the
-  timepoint, with Hedges' g and its 95 % confidence interval (normal approximation, Hedges & Olkin).
+- **Pairwise group comparisons at each timepoint**: Welch's t-test with Hedges' g and its 95 %
+  confidence interval (normal approximation, Hedges & Olkin). Holm's correction runs over the
+  family of *every* timepoint x group-pair test of the measure (:data:`HOLM_FAMILY`).
 - **Change from baseline** per animal, and the **area under the time curve** of that change
-  (trapezoid over days, baseline = day 0) compared between groups the same way.
+  (trapezoid over the study's timepoints on the days axis, baseline = day 0; an animal missing one
+  of them is left out and counted) compared between groups the same way, Holm over the group pairs.
+
+Animals are keyed by ``(group, animal_id)``: labs number animals 1-6 in each group, so animal 3 of
+Control and animal 3 of CCI are two animals. Timepoint labels are parsed with their unit (``4h``,
+``d3``, ``day 7``, ``wk2``; a bare number is days); the baseline label matches in any case; a label
+that cannot be placed in time is refused (:class:`TimepointError`).
 """
 
 from __future__ import annotations
@@ -23,16 +30,20 @@ import pandas as pd
 from scipy import stats as sps
 
 __all__ = [
+    "HOLM_FAMILY",
     "STATS_COLUMNS",
+    "TimepointError",
     "analyse_measure",
     "analyse_measures",
     "auc_per_animal",
     "change_from_baseline",
     "hedges_g",
     "holm",
+    "is_baseline",
     "mixed_model_interaction",
     "pairwise_by_timepoint",
     "timepoint_days",
+    "timepoint_hours",
     "timepoint_order",
 ]
 
@@ -59,18 +70,97 @@ STATS_COLUMNS = (
 )
 
 
-def timepoint_days(timepoint: str, baseline: str = "baseline") -> float:
-    """Day number of a timepoint label: ``baseline`` -> 0, ``d7``/``day 7``/``7`` -> 7, else NaN."""
-    if str(timepoint).lower() == str(baseline).lower():
+#: Which tests Holm's correction treats as one family (stated in the report's methods).
+HOLM_FAMILY = (
+    "Holm's correction is applied per measure over the family of all pairwise group comparisons at all "
+    "timepoints of that measure (timepoints x group pairs, baseline included); the AUC comparisons of a "
+    "measure form a second family (its group pairs). The mixed-model interaction test is one test per "
+    "measure and is not corrected; no correction is made across measures."
+)
+
+_UNITS_H = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "d": 24.0, "day": 24.0, "days": 24.0}
+_UNITS_H |= {"w": 168.0, "wk": 168.0, "wks": 168.0, "week": 168.0, "weeks": 168.0}
+_NUMBER = r"([-+]?\d+(?:\.\d+)?)"
+_UNIT = r"([a-z]+)"
+_UNIT_FIRST = re.compile(rf"^{_UNIT}[\s_-]*{_NUMBER}$")
+_NUMBER_FIRST = re.compile(rf"^{_NUMBER}[\s_-]*{_UNIT}?$")
+
+
+class TimepointError(ValueError):
+    """A timepoint label that cannot be placed in time (no number, or an unknown unit)."""
+
+
+def _normal(label: object) -> str:
+    return str(label).strip().lower()
+
+
+def is_baseline(timepoints: Iterable[object] | pd.Series, baseline: str = "baseline") -> np.ndarray:
+    """Which labels are the baseline label (case and surrounding spaces ignored), as a boolean array."""
+    return np.array([_normal(t) == _normal(baseline) for t in timepoints], dtype=bool)
+
+
+def timepoint_hours(timepoint: object, baseline: str = "baseline") -> float:
+    """Hours after baseline of a timepoint label.
+
+    ``baseline`` (any case) -> 0; ``4h``, ``4 hours`` -> 4; ``d3``, ``day 3``, ``3d``, ``3`` -> 72;
+    ``wk2``, ``w2``, ``2 weeks`` -> 336. Negative numbers (``d-7``) are before baseline.
+
+    Raises
+    ------
+    TimepointError
+        For a label without a number or with a unit other than hours, days or weeks.
+    """
+    text = _normal(timepoint)
+    if text == _normal(baseline):
         return 0.0
-    m = re.search(r"-?\d+(\.\d+)?", str(timepoint))
-    return float(m.group(0)) if m else float("nan")
+    m = _UNIT_FIRST.match(text)
+    if m:
+        unit, number = m.group(1), m.group(2)
+    else:
+        m = _NUMBER_FIRST.match(text)
+        if not m:
+            raise TimepointError(
+                f"expected a timepoint like {baseline!r}, '4h', 'd3', 'day 7' or 'wk2', got {str(timepoint)!r}"
+            )
+        number, unit = m.group(1), m.group(2) or "d"
+    if unit not in _UNITS_H:
+        raise TimepointError(
+            f"expected a timepoint unit of hours (h), days (d) or weeks (w), got {unit!r} in {str(timepoint)!r}"
+        )
+    return float(number) * _UNITS_H[unit]
 
 
-def timepoint_order(timepoints: Iterable[str], baseline: str = "baseline") -> list[str]:
-    """Timepoints in time order: baseline first, then by day number, unnumbered labels last (as seen)."""
+def timepoint_days(timepoint: object, baseline: str = "baseline") -> float:
+    """Days after baseline of a timepoint label (:func:`timepoint_hours` / 24): ``4h`` -> 1/6, ``wk2`` -> 14."""
+    return timepoint_hours(timepoint, baseline) / 24.0
+
+
+def timepoint_order(timepoints: Iterable[object], baseline: str = "baseline") -> list[str]:
+    """Timepoints in time order (baseline at 0 h, then by hours after it).
+
+    Raises
+    ------
+    TimepointError
+        Naming every label that cannot be placed in time, or two labels for the same time.
+    """
     seen = list(dict.fromkeys(str(t) for t in timepoints))
-    return sorted(seen, key=lambda t: (np.nan_to_num(timepoint_days(t, baseline), nan=np.inf), seen.index(t)))
+    hours, bad = {}, []
+    for t in seen:
+        try:
+            hours[t] = timepoint_hours(t, baseline)
+        except TimepointError:
+            bad.append(t)
+    if bad:
+        raise TimepointError(
+            f"expected timepoints placed in time ({baseline!r}, '4h', 'd3', 'day 7', 'wk2'), got {bad} "
+            f"that cannot be placed"
+        )
+    by_time: dict[float, str] = {}
+    for t, h in hours.items():
+        if h in by_time:
+            raise TimepointError(f"expected one label per time, got {by_time[h]!r} and {t!r} both at {h:g} h")
+        by_time[h] = t
+    return sorted(seen, key=lambda t: hours[t])
 
 
 def hedges_g(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
@@ -104,23 +194,30 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+def _animal_key(df: pd.DataFrame) -> pd.Series:
+    """One key per animal: ``(group, animal_id)`` as a string (ids are often reused across groups)."""
+    return df["group"].astype(str) + "\x1f" + df["animal_id"].astype(str)
+
+
 def mixed_model_interaction(df: pd.DataFrame) -> dict[str, float | str]:
     """Likelihood-ratio test of the group x timepoint interaction in a random-intercept mixed model.
 
-    ``df`` has columns ``animal_id, group, timepoint, value`` (one row per animal and timepoint).
+    ``df`` has columns ``animal_id, group, timepoint, value`` (one row per animal and timepoint); the
+    random intercept is per ``(group, animal_id)``, so ids reused across groups are different animals.
     """
     import statsmodels.formula.api as smf
 
     data = df.dropna(subset=["value"]).copy()
     data["group"] = data["group"].astype(str)
     data["timepoint"] = data["timepoint"].astype(str)
-    if data["group"].nunique() < 2 or data["timepoint"].nunique() < 2 or data["animal_id"].nunique() < 3:
+    data["_animal"] = _animal_key(data)
+    if data["group"].nunique() < 2 or data["timepoint"].nunique() < 2 or data["_animal"].nunique() < 3:
         return {"statistic": np.nan, "df": np.nan, "p": np.nan, "note": "needs >= 2 groups, 2 timepoints, 3 animals"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on small studies; the result says if it failed
         try:
-            full = smf.mixedlm("value ~ C(group) * C(timepoint)", data, groups=data["animal_id"]).fit(reml=False)
-            reduced = smf.mixedlm("value ~ C(group) + C(timepoint)", data, groups=data["animal_id"]).fit(reml=False)
+            full = smf.mixedlm("value ~ C(group) * C(timepoint)", data, groups=data["_animal"]).fit(reml=False)
+            reduced = smf.mixedlm("value ~ C(group) + C(timepoint)", data, groups=data["_animal"]).fit(reml=False)
         except (np.linalg.LinAlgError, ValueError) as exc:
             return {"statistic": np.nan, "df": np.nan, "p": np.nan, "note": f"mixed model failed: {exc}"}
     stat = max(0.0, 2 * (full.llf - reduced.llf))
@@ -130,11 +227,14 @@ def mixed_model_interaction(df: pd.DataFrame) -> dict[str, float | str]:
 
 
 def pairwise_by_timepoint(df: pd.DataFrame, groups: Sequence[str], timepoints: Sequence[str]) -> list[dict]:
-    """Welch t-tests between every pair of groups at each timepoint, Holm-corrected per timepoint."""
+    """Welch t-tests between every pair of groups at each timepoint.
+
+    Holm's correction (``p_holm``) runs over the whole family returned: every timepoint x group-pair
+    test (see :data:`HOLM_FAMILY`), not within each timepoint.
+    """
     rows = []
     for tp in timepoints:
         at = df[df["timepoint"] == tp]
-        block = []
         for ga, gb in combinations(groups, 2):
             a = at.loc[at["group"] == ga, "value"].dropna().to_numpy()
             b = at.loc[at["group"] == gb, "value"].dropna().to_numpy()
@@ -155,45 +255,78 @@ def pairwise_by_timepoint(df: pd.DataFrame, groups: Sequence[str], timepoints: S
                 row.update(statistic=float(t.statistic), df=float(t.df), p=float(t.pvalue), note="Welch t-test")
             else:
                 row.update(statistic=np.nan, df=np.nan, p=np.nan, note="too few animals or no variance")
-            block.append(row)
-        for row, adj in zip(block, holm([r["p"] for r in block]), strict=True):
-            row["p_holm"] = adj
-        rows.extend(block)
+            rows.append(row)
+    for row, adj in zip(rows, holm([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = adj
     return rows
 
 
 def change_from_baseline(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Each animal's value minus its baseline value (column ``change``); animals without a baseline drop out."""
-    base = df[df["timepoint"] == baseline].set_index("animal_id")["value"]
-    out = df[df["animal_id"].isin(base.index)].copy()
-    out["change"] = out["value"] - out["animal_id"].map(base).astype(float)  # (empty maps keep the key dtype)
+    """Each animal's value minus its baseline value (column ``change``).
+
+    Animals are keyed by ``(group, animal_id)``; the baseline label matches in any case. Animals
+    without a baseline value are left out (the AUC note counts them).
+    """
+    at_base = is_baseline(df["timepoint"], baseline)
+    key = _animal_key(df)
+    base = pd.Series(df.loc[at_base, "value"].to_numpy(dtype=float), index=key[at_base].to_numpy())
+    if base.index.has_duplicates:
+        dup = sorted({k.replace("\x1f", "/") for k in base.index[base.index.duplicated()]})
+        raise ValueError(f"expected one baseline value per animal (group/animal), got several for {dup}")
+    keep = key.isin(base.index).to_numpy()
+    out = df[keep].copy()
+    out["change"] = out["value"].to_numpy(dtype=float) - key[keep].map(base).to_numpy(dtype=float)
     return out
 
 
-def auc_per_animal(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Area under each animal's change-from-baseline curve over days (trapezoid; unit x days)."""
-    changed = change_from_baseline(df, baseline)
-    changed = changed.assign(day=[timepoint_days(t, baseline) for t in changed["timepoint"]]).dropna(subset=["day"])
+def auc_per_animal(df: pd.DataFrame, baseline: str, timepoints: Sequence[str] | None = None) -> pd.DataFrame:
+    """Area under each animal's change-from-baseline curve over the study's timepoints (trapezoid, unit x days).
+
+    Every animal is integrated over the same timepoints (``timepoints``, default every timepoint in
+    ``df``) on the days axis (``4h`` is 1/6 day). An animal missing a value at one of them (or its
+    baseline) gets no AUC: it is listed with ``auc`` NaN and the missing timepoints in ``missing``,
+    so callers leave it out and count it, instead of integrating a shorter span.
+    """
+    study = list(timepoints) if timepoints is not None else timepoint_order(df["timepoint"], baseline)
+    days = {t: timepoint_days(t, baseline) for t in study}
+    base_label = next((t for t in study if is_baseline([t], baseline)[0]), baseline)
     rows = []
-    for (animal, group), g in changed.groupby(["animal_id", "group"], sort=False):
-        g = g.sort_values("day").dropna(subset=["change"])
-        if len(g) >= 2:
-            rows.append({"animal_id": animal, "group": group, "auc": float(np.trapezoid(g["change"], g["day"]))})
-    return pd.DataFrame(rows, columns=["animal_id", "group", "auc"])
+    for (group, animal), g in df.groupby(["group", "animal_id"], sort=False):
+        present = {str(t): v for t, v in zip(g["timepoint"], g["value"], strict=True) if pd.notna(v)}
+        missing = [t for t in study if t not in present]
+        if missing or base_label not in present:
+            rows.append({"animal_id": animal, "group": group, "auc": np.nan, "missing": ", ".join(missing)})
+            continue
+        x = np.array([days[t] for t in study])
+        y = np.array([present[t] - present[base_label] for t in study])
+        rows.append({"animal_id": animal, "group": group, "auc": float(np.trapezoid(y, x)), "missing": ""})
+    return pd.DataFrame(rows, columns=["animal_id", "group", "auc", "missing"])
 
 
 def analyse_measure(df: pd.DataFrame, measure: str, *, baseline: str = "baseline", alpha: float = 0.05) -> pd.DataFrame:
-    """All analyses of one measure (``df``: animal_id, group, timepoint, value)."""
+    """All analyses of one measure (``df``: animal_id, group, timepoint, value).
+
+    Rows: the mixed model's interaction test, the pairwise tests at every timepoint (one Holm family),
+    and the AUC pairwise tests (a second Holm family); see :data:`HOLM_FAMILY`.
+    """
     groups = sorted(df["group"].astype(str).unique())
     timepoints = timepoint_order(df["timepoint"], baseline)
     rows: list[dict] = []
     lmm = mixed_model_interaction(df)
     rows.append({"analysis": "lmm_group_x_time", **lmm})
     rows.extend(pairwise_by_timepoint(df, groups, timepoints))
-    if baseline in set(df["timepoint"]) and len(timepoints) > 1:
-        auc = auc_per_animal(df, baseline).rename(columns={"auc": "value"}).assign(timepoint="auc")
-        for row in pairwise_by_timepoint(auc, groups, ["auc"]):
-            rows.append({**row, "analysis": "auc_pairwise", "timepoint": None})
+    if is_baseline(timepoints, baseline).any() and len(timepoints) > 1:
+        auc = auc_per_animal(df, baseline, timepoints)
+        left_out = auc[auc["auc"].isna()]
+        span = f"days {timepoint_days(timepoints[0], baseline):g}-{timepoint_days(timepoints[-1], baseline):g}"
+        note = f"AUC over {', '.join(timepoints)} ({span})"
+        if len(left_out):
+            who = "; ".join(f"{g}/{a} (no {m})" for g, a, m in left_out[["group", "animal_id", "missing"]].to_numpy())
+            note += f"; {len(left_out)} animal(s) missing a timepoint left out: {who}"
+        values = auc.dropna(subset=["auc"]).rename(columns={"auc": "value"}).assign(timepoint="auc")
+        for row in pairwise_by_timepoint(values, groups, ["auc"]):
+            extra = "" if row["note"] == "Welch t-test" else f"{row['note']}; "
+            rows.append({**row, "analysis": "auc_pairwise", "timepoint": None, "note": f"{extra}{note}"})
     out = pd.DataFrame(rows)
     out.insert(0, "measure", measure)
     for col in STATS_COLUMNS:

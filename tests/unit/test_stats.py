@@ -8,6 +8,7 @@ import pytest
 
 from behavior.battery import BatteryConfig, battery_table, completeness
 from behavior.stats import (
+    TimepointError,
     analyse_measure,
     auc_per_animal,
     change_from_baseline,
@@ -152,3 +153,84 @@ def test_report_unblinds_only_in_the_html(tmp_path):
     bad.write_text("code,name\nG1,x\n")
     with pytest.raises(ValueError, match="expected columns code,group"):
         read_unblind_key(bad)
+
+
+# ------------------------------------------------------------------------------------------ issue 11
+
+
+def test_animal_ids_reused_across_groups_are_different_animals():
+    # issue 11, defect 5: labs number animals 1-n in each group; the same values with unique ids must
+    # give the same interaction test, and change from baseline must not crash (InvalidIndexError)
+    # (merging ids 0-3 across groups gave p = 0.65 instead of 0.00014 on these values)
+    unique = simulate(effect=2.0, n_per_group=4, seed=0, sd_animal=3.0)
+    reused = unique.assign(animal_id=unique["animal_id"].str.split("-").str[1])
+    assert reused.groupby("animal_id")["group"].nunique().max() == 3  # each id sits in all three groups
+    p_unique = mixed_model_interaction(unique)["p"]
+    p_reused = mixed_model_interaction(reused)["p"]
+    assert p_reused == pytest.approx(p_unique, rel=1e-6) and p_reused < 0.001
+    change = change_from_baseline(reused, "baseline")
+    expected = change_from_baseline(unique, "baseline")["change"].to_numpy()
+    np.testing.assert_allclose(change["change"].to_numpy(), expected)
+    auc_u = auc_per_animal(unique, "baseline")["auc"].to_numpy()
+    np.testing.assert_allclose(auc_per_animal(reused, "baseline")["auc"].to_numpy(), auc_u)
+
+
+def test_hour_and_week_timepoints_are_placed_in_time():
+    # issue 11, defect 6: today ['baseline','4h','24h','d3','d7'] ordered baseline, d3, 4h, d7, 24h
+    assert timepoint_order(["d7", "24h", "baseline", "d3", "4h"]) == ["baseline", "4h", "24h", "d3", "d7"]
+    assert timepoint_days("wk2") == 14 and timepoint_days("4h") == pytest.approx(1 / 6)
+    assert timepoint_days("day 7") == 7 and timepoint_days("3") == 3 and timepoint_days("2 weeks") == 14
+    assert timepoint_order(["wk2", "d3", "Baseline"]) == ["Baseline", "d3", "wk2"]
+    with pytest.raises(TimepointError, match=r"\['post-op'\]"):
+        timepoint_order(["baseline", "post-op", "d3"])
+    with pytest.raises(TimepointError, match="'3m'"):
+        timepoint_days("3m")
+
+
+def test_baseline_label_matches_in_any_case_everywhere():
+    # issue 11, defect 6: 'Baseline' in the data against the config's 'baseline' emptied AUC and change
+    df = pd.DataFrame(
+        {"animal_id": ["a"] * 3, "group": ["g"] * 3, "timepoint": ["Baseline", "d7", "d14"], "value": [5.0, 12.0, 19.0]}
+    )
+    assert change_from_baseline(df, "baseline")["change"].tolist() == [0.0, 7.0, 14.0]
+    assert auc_per_animal(df, "baseline")["auc"].iloc[0] == pytest.approx(0.5 * 7 * 7 + 0.5 * (7 + 14) * 7)
+    stats = analyse_measure(simulate(effect=3.0, seed=4).replace({"timepoint": {"baseline": "Baseline"}}), "m")
+    assert (stats["analysis"] == "auc_pairwise").sum() == 3
+
+
+def test_auc_uses_the_study_timepoints_and_leaves_out_an_animal_missing_one():
+    # issue 11, defect 7: identical curves gave 14.5 and 6.5 when one animal lacked d15
+    rows = []
+    for animal in ("a", "b"):
+        for tp, v in (("baseline", 10.0), ("d1", 11.0), ("d7", 11.0), ("d15", 11.0)):
+            if not (animal == "b" and tp == "d15"):
+                rows.append({"animal_id": animal, "group": "g", "timepoint": tp, "value": v})
+    auc = auc_per_animal(pd.DataFrame(rows), "baseline").set_index("animal_id")
+    assert auc.loc["a", "auc"] == pytest.approx(14.5)  # 0.5 * 1 + 6 + 8, on the days axis
+    assert np.isnan(auc.loc["b", "auc"]) and auc.loc["b", "missing"] == "d15"
+    hours = pd.DataFrame(rows).replace({"timepoint": {"d1": "24h"}})
+    assert auc_per_animal(hours, "baseline").set_index("animal_id").loc["a", "auc"] == pytest.approx(14.5)
+
+
+def test_auc_comparison_counts_animals_left_out():
+    df = simulate(effect=3.0, seed=5)
+    dropped = df[~((df["animal_id"] == "CCI-0") & (df["timepoint"] == "d14"))]
+    stats = analyse_measure(dropped, "m")
+    auc = stats[stats["analysis"] == "auc_pairwise"]
+    assert auc["note"].str.contains("1 animal\\(s\\) missing a timepoint left out: CCI/CCI-0 \\(no d14\\)").all()
+    assert auc.loc[auc["group_a"] == "CCI", "n_a"].iloc[0] == 7
+
+
+def test_holm_family_is_every_timepoint_by_pair_test_of_a_measure():
+    # issue 11, defect 8: with two groups Holm within each timepoint left p_holm == p everywhere
+    two = simulate(effect=3.0, seed=6)
+    two = two[two["group"] != "CCI+MSC"]
+    stats = analyse_measure(two, "m")
+    pair = stats[stats["analysis"] == "pairwise"]
+    assert len(pair) == 3
+    np.testing.assert_allclose(pair["p_holm"].to_numpy(), holm(pair["p"].to_numpy()))
+    smallest = pair["p"].idxmin()
+    assert pair.loc[smallest, "p_holm"] == pytest.approx(min(1.0, 3 * pair.loc[smallest, "p"]))
+    three = analyse_measure(simulate(effect=3.0, seed=6), "m")
+    pair3 = three[three["analysis"] == "pairwise"]
+    np.testing.assert_allclose(pair3["p_holm"].to_numpy(), holm(pair3["p"].to_numpy()))  # 3 x 3 = 9 tests
