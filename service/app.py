@@ -8,35 +8,60 @@ a 4xx with a JSON body ``{"detail": "..."}`` naming the problem.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import math
-import shutil
+import re
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
+from starlette.concurrency import run_in_threadpool
 
-from service.db import Job, Lab, Recording, Rig, RigDelivery, Study, Token, Upload, hash_token, make_engine
+from service.db import Job, Lab, Recording, Rig, RigDelivery, Study, Token, Upload, hash_token, make_engine, utcnow
 from service.db import session_factory as make_factory
-from service.jobs import enqueue
+from service.intake import (
+    MULTIPART_OVERHEAD_BYTES,
+    FileChecker,
+    accept,
+    assemble_chunks,
+    check_quota,
+    discard_upload_files,
+    expire_uploads,
+    new_chunk_path,
+    read_multipart,
+    request_sha256,
+    session_exists,
+    stream_body,
+)
 from service.settings import Settings
-from service.storage import UploadError, check_filename, new_partial, parse_metadata, validate_and_store
+from service.storage import (
+    MAX_METADATA_CHARS,
+    UploadError,
+    check_filename,
+    new_partial,
+    parse_metadata,
+    validate_metadata,
+)
 
 __all__ = ["create_app"]
 
 WEB = Path(__file__).parent / "web"
+CHECK_GRACE_S = 600.0  # a final check stuck this long (its server died) may be retried
 
 
 class StudyIn(BaseModel):
@@ -49,7 +74,7 @@ class UploadIn(BaseModel):
     """Start of a resumable upload."""
 
     study_id: int
-    filename: str
+    filename: str = Field(min_length=1, max_length=255)
     size: int = Field(gt=0)
     metadata: dict[str, Any]
 
@@ -82,16 +107,46 @@ def get_lab(db: Db, authorization: Annotated[str | None, Header()] = None) -> La
 CurrentLab = Annotated[Lab, Depends(get_lab)]
 
 
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+#: The page: our own script and styles only; the report is shown in a sandboxed srcdoc frame.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "frame-src 'self' about:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+#: The report on its own: no script runs, even opened directly; images are inline data.
+REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the database and storage come from ``settings`` (default: the environment)."""
     settings = settings or Settings()
+    storage: Path = settings.storage_dir  # type: ignore[assignment]
+    checker = FileChecker(settings.check_processes, settings.check_timeout_seconds)
+    max_idle = timedelta(hours=settings.upload_expiry_hours)
+
+    def sweep_uploads() -> None:
+        with app.state.factory() as db:
+            expire_uploads(db, storage, max_idle)
+
+    async def sweeper() -> None:
+        interval = min(3600.0, max(0.5, max_idle.total_seconds() / 4))
+        while True:
+            await asyncio.sleep(interval)
+            await run_in_threadpool(sweep_uploads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         settings.ensure_dirs()
         app.state.engine = make_engine(settings.database_url or "")
         app.state.factory = make_factory(app.state.engine)
+        await run_in_threadpool(sweep_uploads)
+        task = asyncio.create_task(sweeper())
         yield
+        task.cancel()
+        checker.close()
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -102,63 +157,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
     def own_study(db: OrmSession, lab: Lab, study_id: int) -> Study:
         study = db.get(Study, study_id)
         if study is None or study.lab_id != lab.id:
             raise HTTPException(404, f"study {study_id} not found")
         return study
 
+    def declared_length(request: Request, limit: int) -> int | None:
+        """The body's Content-Length, refused at once (before any byte is read) when over ``limit``."""
+        raw = request.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise UploadError(400, f"expected a Content-Length of digits, got {raw[:30]!r}")
+        if int(raw) > limit:
+            raise UploadError(413, f"upload of {raw} bytes exceeds the limit of {limit} bytes")
+        return int(raw)
+
     @app.exception_handler(UploadError)
     async def _upload_problem(request: Request, exc: UploadError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
-
-    # --------------------------------------------------------------------------------- helpers
-
-    def accept(db: OrmSession, lab: Lab, study: Study, partial: Path, filename: str, metadata: dict) -> dict:
-        """Validate + store a received file, create its recording and job (one transaction)."""
-        session, stored = validate_and_store(partial, filename, metadata, settings.storage_dir, lab.id, study.id)
-        exists = db.execute(
-            select(Recording.id).where(Recording.study_id == study.id, Recording.session_id == session.session_id)
-        ).first()
-        if exists:
-            shutil.rmtree(stored.parent, ignore_errors=True)
-            raise HTTPException(409, f"session {session.session_id!r} already exists in study {study.id}")
-        meta = session.model_dump(mode="json", exclude={"video", "pose", "model"})
-        kind = "video" if session.video is not None else "pose"
-        rec = Recording(
-            study_id=study.id,
-            session_id=session.session_id,
-            metadata_json=meta,
-            video_path=str(stored) if kind == "video" else None,
-            pose_path=str(stored) if kind == "pose" else None,
-        )
-        db.add(rec)
-        db.flush()
-        job = enqueue(db, rec)
-        db.commit()
-        return {"session_id": session.session_id, "recording_id": rec.id, "job_id": job.id}
-
-    async def stream_to(partial: Path, chunks, limit: int, digest=None) -> int:
-        size = 0
-        try:
-            with partial.open("wb") as fh:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > limit:
-                        raise UploadError(413, f"upload larger than the limit of {limit} bytes")
-                    if digest is not None:
-                        digest.update(chunk)
-                    fh.write(chunk)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return size
+        # The body may not have been read (refused on its headers): close the connection, don't drain it.
+        return JSONResponse(status_code=exc.status, content={"detail": str(exc)}, headers={"Connection": "close"})
 
     # ------------------------------------------------------------------------------------ pages
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(WEB / "index.html")
+        return FileResponse(WEB / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/app.js", include_in_schema=False)
     def script() -> FileResponse:
@@ -219,44 +251,77 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return out
 
-    @app.post("/api/v1/studies/{study_id}/sessions", status_code=201)
-    async def upload_session(
-        study_id: int,
-        lab: CurrentLab,
-        db: Db,
-        request: Request,
-        file: Annotated[UploadFile, File(description="The video or pose file.")],
-        metadata: Annotated[str, Form(description="JSON of the session fields.")],
-    ) -> dict[str, Any]:
-        """Upload one recording (video or pose file) with its session metadata; queues a scoring job."""
+    @app.post(
+        "/api/v1/studies/{study_id}/sessions",
+        status_code=201,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file", "metadata"],
+                            "properties": {
+                                "file": {"type": "string", "format": "binary", "description": "Video or pose file."},
+                                "metadata": {"type": "string", "description": "JSON of the session fields."},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def upload_session(study_id: int, lab: CurrentLab, db: Db, request: Request) -> dict[str, Any]:
+        """Upload one recording (video or pose file) with its session metadata; queues a scoring job.
+
+        The token and the declared size are checked before any byte of the body is read; the file
+        streams to disk (never spooled whole) and is checked in a child process.
+        """
         study = own_study(db, lab, study_id)
-        check_filename(file.filename or "")
-        meta = parse_metadata(metadata)
-        partial = new_partial(settings.storage_dir)
-
-        async def chunks():
-            while block := await file.read(settings.chunk_bytes):
-                yield block
-
-        await stream_to(partial, chunks(), settings.max_upload_bytes)
-        return accept(db, lab, study, partial, file.filename or "", meta)
+        length = declared_length(request, settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+        check_quota(db, lab, length or 0, settings.lab_quota_bytes)
+        partial = new_partial(storage)
+        filename, raw_metadata, _ = await read_multipart(request, partial, settings.max_upload_bytes)
+        try:
+            meta = parse_metadata(raw_metadata)
+        except UploadError:
+            partial.unlink(missing_ok=True)
+            raise
+        return await accept(db, checker, storage, lab, study, partial, filename, meta)
 
     # ------------------------------------------------------------------------- chunked uploads
 
     @app.post("/api/v1/uploads", status_code=201)
     def start_upload(body: UploadIn, lab: CurrentLab, db: Db) -> dict[str, Any]:
-        """Start a resumable upload; then send the bytes with PATCH and ``Upload-Offset``."""
-        own_study(db, lab, body.study_id)
-        check_filename(body.filename)
+        """Start a resumable upload; then send the bytes with PATCH and ``Upload-Offset``.
+
+        Everything but the file is checked here (name, size, metadata, a session id the study already
+        has), so an upload never fails at its last byte for a reason known at its first.
+        """
+        study = own_study(db, lab, body.study_id)
         if body.size > settings.max_upload_bytes:
             raise HTTPException(413, f"upload of {body.size} bytes exceeds the limit of {settings.max_upload_bytes}")
         meta = parse_metadata(body.metadata)
+        session, _ = validate_metadata(meta, body.filename)
+        if session_exists(db, study, session.session_id):
+            raise HTTPException(409, f"session {session.session_id!r} already exists in study {study.id}")
+        busy = db.execute(
+            select(Upload.id).where(
+                Upload.study_id == study.id, Upload.session_id == session.session_id, Upload.state == "receiving"
+            )
+        ).scalar_one_or_none()
+        if busy is not None:
+            raise HTTPException(409, f"session {session.session_id!r} is already being uploaded as upload {busy}")
+        check_quota(db, lab, body.size, settings.lab_quota_bytes)
         upload = Upload(
             id=uuid.uuid4().hex,
             lab_id=lab.id,
-            study_id=body.study_id,
+            study_id=study.id,
+            session_id=session.session_id,
             filename=body.filename,
             size=body.size,
+            chunks=[],
             metadata_json=meta,
         )
         db.add(upload)
@@ -269,16 +334,68 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"upload {upload_id} not found")
         return upload
 
-    @app.get("/api/v1/uploads/{upload_id}")
-    def upload_status(upload_id: str, lab: CurrentLab, db: Db) -> dict[str, Any]:
-        """How many bytes have arrived (resume from ``offset``)."""
-        upload = own_upload(db, lab, upload_id)
-        return {
+    def upload_json(upload: Upload, **extra: Any) -> dict[str, Any]:
+        out = {
             "upload_id": upload.id,
             "offset": upload.offset,
             "size": upload.size,
-            "complete": upload.recording_id is not None,
+            "complete": upload.state == "complete",
+            "state": upload.state,
         }
+        if upload.error:
+            out["error"] = upload.error
+        return {**out, **extra}
+
+    @app.get("/api/v1/uploads/{upload_id}")
+    def upload_status(upload_id: str, lab: CurrentLab, db: Db) -> dict[str, Any]:
+        """How many bytes have arrived (resume from ``offset``), and the upload's state."""
+        return upload_json(own_upload(db, lab, upload_id))
+
+    async def finish_upload(db: OrmSession, lab: Lab, upload: Upload) -> dict[str, Any]:
+        """Assemble and check a fully received upload, once, even with concurrent final PATCHes."""
+        now = utcnow()
+        won = db.execute(
+            update(Upload)
+            .where(
+                Upload.id == upload.id,
+                Upload.offset == Upload.size,
+                (Upload.state == "receiving")
+                | ((Upload.state == "validating") & (Upload.updated_at < now - timedelta(seconds=2 * CHECK_GRACE_S))),
+            )
+            .values(state="validating", updated_at=now)
+        ).rowcount
+        db.commit()
+        if won != 1:
+            db.refresh(upload)
+            if upload.state == "complete":
+                return upload_json(upload, complete=True)
+            raise HTTPException(409, f"upload {upload.id} is being checked by another request; GET it for the result")
+        try:
+            partial = assemble_chunks(storage, upload)
+            study = own_study(db, lab, upload.study_id)
+            result = await accept(
+                db, checker, storage, lab, study, partial, upload.filename, dict(upload.metadata_json)
+            )
+        except (UploadError, HTTPException) as exc:
+            status = exc.status if isinstance(exc, UploadError) else exc.status_code
+            reason = str(exc) if isinstance(exc, UploadError) else str(exc.detail)
+            discard_upload_files(storage, upload.id)
+            db.execute(
+                update(Upload)
+                .where(Upload.id == upload.id)
+                .values(state="failed", error=reason, chunks=[], updated_at=utcnow())
+            )
+            db.commit()
+            raise UploadError(status, f"{reason} (upload {upload.id} failed; start a new upload)") from exc
+        discard_upload_files(storage, upload.id)
+        db.execute(
+            update(Upload)
+            .where(Upload.id == upload.id)
+            .values(state="complete", recording_id=result["recording_id"], chunks=[], updated_at=utcnow())
+        )
+        db.commit()
+        db.refresh(upload)
+        return upload_json(upload, **result)
 
     @app.patch("/api/v1/uploads/{upload_id}")
     async def upload_chunk(
@@ -286,34 +403,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request,
         lab: CurrentLab,
         db: Db,
-        upload_offset: Annotated[int, Header(description="Byte offset of this chunk.")],
+        upload_offset: Annotated[int, Header(ge=0, description="Byte offset of this chunk.")],
     ) -> dict[str, Any]:
-        """Append a chunk at ``Upload-Offset``; the last chunk validates the file and queues its job."""
+        """Append a chunk at ``Upload-Offset``; the last chunk checks the file and queues its job.
+
+        Each request streams into a file of its own; the offset then advances by a compare-and-set, so
+        of two requests at the same offset (a client retrying after a timeout) exactly one counts.
+        """
         upload = own_upload(db, lab, upload_id)
-        if upload.recording_id is not None:
+        if upload.state == "complete":
             raise HTTPException(409, "upload already complete")
+        if upload.state in ("failed", "expired"):
+            raise HTTPException(410, f"upload {upload.id} {upload.state}: {upload.error}; start a new upload")
         if upload_offset != upload.offset:
             raise HTTPException(409, f"expected Upload-Offset {upload.offset}, got {upload_offset}")
-        path = settings.storage_dir / "tmp" / f"{upload.id}.partial"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        with path.open("ab") as fh:
-            fh.truncate(upload.offset)  # drop whatever an interrupted chunk left beyond the recorded offset
-            async for chunk in request.stream():
-                written += len(chunk)
-                if upload.offset + written > upload.size:
-                    fh.truncate(upload.offset)
-                    raise HTTPException(413, f"chunk goes past the declared size of {upload.size} bytes")
-                fh.write(chunk)
-        upload.offset += written
+        room = upload.size - upload.offset
+        length = declared_length(request, room)
+        if length == 0 or room == 0:
+            if upload.offset == upload.size:  # a retried last request: check the file (once)
+                return await finish_upload(db, lab, upload)
+            return upload_json(upload)
+        chunk = new_chunk_path(storage, upload.id)
+        try:
+            written = await stream_body(request.stream(), chunk, room)
+        except UploadError as exc:
+            raise UploadError(413, f"chunk goes past the declared size of {upload.size} bytes") from exc
+        if written == 0:
+            chunk.unlink(missing_ok=True)
+            return upload_json(upload)
+        won = db.execute(
+            update(Upload)
+            .where(Upload.id == upload.id, Upload.offset == upload_offset, Upload.state == "receiving")
+            .values(
+                offset=upload_offset + written,
+                chunks=[*upload.chunks, [upload_offset, written, chunk.name]],
+                updated_at=utcnow(),
+            )
+        ).rowcount
         db.commit()
+        if won != 1:
+            chunk.unlink(missing_ok=True)
+            raise HTTPException(
+                409, f"another request wrote at offset {upload_offset} first; GET the upload and resume"
+            )
+        db.refresh(upload)
         if upload.offset < upload.size:
-            return {"upload_id": upload.id, "offset": upload.offset, "size": upload.size, "complete": False}
-        study = own_study(db, lab, upload.study_id)
-        result = accept(db, lab, study, path, upload.filename, dict(upload.metadata_json))
-        upload.recording_id = result["recording_id"]
-        db.commit()
-        return {"upload_id": upload.id, "offset": upload.offset, "size": upload.size, "complete": True, **result}
+            return upload_json(upload)
+        return await finish_upload(db, lab, upload)
 
     # ------------------------------------------------------------------------------------ jobs
 
@@ -389,7 +525,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             [{"session_id": s, "assay": "", "error": (e or "").splitlines()[0]} for s, e in failed],
             columns=["session_id", "assay", "error"],
         )
-        out = settings.storage_dir / f"lab{lab.id}" / f"study{study.id}" / "report"
+        out = storage / f"lab{lab.id}" / f"study{study.id}" / "report"
         paths = write_outputs(
             out,
             table,
@@ -398,7 +534,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             title=f"painbattery: {study.name}",
             provenance={"study": study.name, "study_id": study.id, "lab": lab.name},
         )
-        return HTMLResponse(paths["report"].read_text())
+        return HTMLResponse(paths["report"].read_text(), headers={"Content-Security-Policy": REPORT_CSP})
 
     # ------------------------------------------------------------------------------ rig hooks
 
@@ -407,59 +543,103 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rig_id: str,
         request: Request,
         db: Db,
-        x_painbattery_timestamp: Annotated[str, Header()],
-        x_painbattery_signature: Annotated[str, Header()],
-        x_painbattery_filename: Annotated[str, Header()],
-        x_painbattery_metadata: Annotated[str, Header()],
+        x_painbattery_timestamp: Annotated[str, Header(max_length=20)],
+        x_painbattery_signature: Annotated[str, Header(max_length=128)],
+        x_painbattery_filename: Annotated[str, Header(max_length=255)],
+        x_painbattery_metadata: Annotated[str, Header(max_length=MAX_METADATA_CHARS)],
+        x_painbattery_content_sha256: Annotated[str, Header(max_length=64)],
+        content_length: Annotated[int, Header(ge=0)],
         idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
     ) -> JSONResponse:
         """A rig posts a finished recording: raw file body, session metadata in a header.
 
-        Signature: hex HMAC-SHA256 with the rig's secret over ``timestamp + "." + metadata + "." + body``.
-        A timestamp outside the allowed clock skew is refused as a replay; a retried POST with the same
-        ``Idempotency-Key`` returns the recording it created the first time (200) and creates nothing.
+        Everything is checked before a byte of the body is read. The signature is the hex HMAC-SHA256,
+        with the rig's secret, of these lines joined by ``\\n``: timestamp (integer unix seconds), rig
+        id, file name, idempotency key, the body's SHA-256 (hex), the body's length, metadata. The
+        body is then checked against its declared hash and length as it streams. A timestamp outside
+        the allowed clock skew is refused as a replay. A retried POST with the same ``Idempotency-Key``
+        and the same recording returns what the first created (200) and creates nothing; the same key
+        with a different recording is refused (422).
         """
-        rig = db.execute(select(Rig).where(Rig.rig_id == rig_id)).scalar_one_or_none()
-        if rig is None:
-            raise HTTPException(401, "unknown rig or bad signature")
-        try:
-            ts = float(x_painbattery_timestamp)
-        except ValueError as exc:
-            raise HTTPException(401, "expected a unix timestamp in X-Painbattery-Timestamp") from exc
-        if abs(time.time() - ts) > settings.rig_clock_skew_seconds:
+        if not _TIMESTAMP.match(x_painbattery_timestamp):
+            raise HTTPException(401, "expected an integer unix timestamp in X-Painbattery-Timestamp")
+        if abs(time.time() - int(x_painbattery_timestamp)) > settings.rig_clock_skew_seconds:
             raise HTTPException(401, "timestamp outside the allowed window (a replayed or delayed request)")
-        check_filename(x_painbattery_filename)
-        mac = hmac.new(
-            rig.secret.encode(), f"{x_painbattery_timestamp}.{x_painbattery_metadata}.".encode(), hashlib.sha256
+        content_sha256 = x_painbattery_content_sha256.strip().lower()
+        if not _SHA256.match(content_sha256):
+            raise HTTPException(400, "expected the body's hex SHA-256 in X-Painbattery-Content-SHA256")
+        rig = db.execute(select(Rig).where(Rig.rig_id == rig_id)).scalar_one_or_none()
+        signed = "\n".join(
+            [
+                x_painbattery_timestamp,
+                rig_id,
+                x_painbattery_filename,
+                idempotency_key,
+                content_sha256,
+                str(content_length),
+                x_painbattery_metadata,
+            ]
         )
-        partial = new_partial(settings.storage_dir)
-        await stream_to(partial, request.stream(), settings.max_upload_bytes, digest=mac)
-        if not hmac.compare_digest(mac.hexdigest(), x_painbattery_signature.strip().lower()):
-            partial.unlink(missing_ok=True)
+        # An unknown rig costs the same HMAC and gets the same answer as a bad signature.
+        secret = rig.secret if rig is not None else secrets.token_hex(16)
+        expected = hmac.new(secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, x_painbattery_signature.strip().lower()) or rig is None:
             raise HTTPException(401, "unknown rig or bad signature")
-        previous = db.execute(
-            select(RigDelivery).where(RigDelivery.rig_id == rig_id, RigDelivery.idempotency_key == idempotency_key)
-        ).scalar_one_or_none()
-        if previous is not None:
-            partial.unlink(missing_ok=True)
-            rec = db.get(Recording, previous.recording_id)
+        if content_length > settings.max_upload_bytes:
+            raise UploadError(413, f"upload of {content_length} bytes exceeds the limit of {settings.max_upload_bytes}")
+        fingerprint = request_sha256(content_sha256, x_painbattery_filename, x_painbattery_metadata)
+
+        def previous_delivery() -> JSONResponse | None:
+            prev = db.execute(
+                select(RigDelivery).where(RigDelivery.rig_id == rig_id, RigDelivery.idempotency_key == idempotency_key)
+            ).scalar_one_or_none()
+            if prev is None:
+                return None
+            if prev.request_sha256 != fingerprint:
+                raise HTTPException(
+                    422, f"Idempotency-Key {idempotency_key!r} was already used for a different recording"
+                )
+            rec = db.get(Recording, prev.recording_id)
             return JSONResponse(
-                status_code=200, content={"session_id": rec.session_id, "job_id": previous.job_id, "duplicate": True}
+                status_code=200, content={"session_id": rec.session_id, "job_id": prev.job_id, "duplicate": True}
             )
+
+        if (answer := previous_delivery()) is not None:
+            return answer
+        check_filename(x_painbattery_filename)
+        meta = parse_metadata(x_painbattery_metadata)
         lab, study = db.get(Lab, rig.lab_id), db.get(Study, rig.study_id)
-        result = accept(db, lab, study, partial, x_painbattery_filename, parse_metadata(x_painbattery_metadata))
-        db.add(
-            RigDelivery(
-                rig_id=rig_id,
-                idempotency_key=idempotency_key,
-                recording_id=result["recording_id"],
-                job_id=result["job_id"],
+        check_quota(db, lab, content_length, settings.lab_quota_bytes)
+        partial = new_partial(storage)
+        digest = hashlib.sha256()
+        size = await stream_body(request.stream(), partial, content_length, digest=digest)
+        if size != content_length or not hmac.compare_digest(digest.hexdigest(), content_sha256):
+            partial.unlink(missing_ok=True)
+            raise HTTPException(400, "the body does not match its signed length and X-Painbattery-Content-SHA256")
+
+        def delivery(db: OrmSession, rec: Recording, job: Job) -> None:
+            db.add(
+                RigDelivery(
+                    rig_id=rig_id,
+                    idempotency_key=idempotency_key,
+                    request_sha256=fingerprint,
+                    recording_id=rec.id,
+                    job_id=job.id,
+                )
             )
-        )
+            db.flush()  # the unique (rig, key) constraint decides a race here, before the commit
+
         try:
-            db.commit()
-        except IntegrityError:  # the same key raced in twice: keep the first
-            db.rollback()
+            result = await accept(
+                db, checker, storage, lab, study, partial, x_painbattery_filename, meta, add_rows=delivery
+            )
+        except (IntegrityError, UploadError) as exc:
+            # The same key raced in from another request: answer as its retry would be answered.
+            if (answer := previous_delivery()) is not None:
+                return answer
+            if isinstance(exc, UploadError):
+                raise
+            raise HTTPException(409, f"recording for Idempotency-Key {idempotency_key!r} conflicts") from exc
         return JSONResponse(status_code=201, content={**result, "duplicate": False})
 
     return app

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Float,
     ForeignKey,
     Integer,
@@ -98,6 +99,7 @@ class Recording(Base):
     metadata_json: Mapped[dict] = mapped_column(JSON)
     video_path: Mapped[str | None] = mapped_column(Text, default=None)
     pose_path: Mapped[str | None] = mapped_column(Text, default=None)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     measures_json: Mapped[list | None] = mapped_column(JSON, default=None)
     quality_json: Mapped[dict | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -123,18 +125,29 @@ class Job(Base):
 
 
 class Upload(Base):
-    """A resumable chunked upload in progress (bytes received so far = ``offset``)."""
+    """A resumable chunked upload (bytes received so far = ``offset``).
+
+    Each PATCH streams into a chunk file of its own; the offset advances by a compare-and-set on
+    ``offset``, and only the winner's chunk is listed in ``chunks`` (``[offset, size, name]``), so two
+    requests at the same offset can never both write into the file. ``state``: receiving, complete,
+    failed (the file failed its final check: ``error`` says why) or expired.
+    """
 
     __tablename__ = "uploads"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    session_id: Mapped[str] = mapped_column(String(200), default="")
     filename: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(Integer)
-    offset: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunks: Mapped[list] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
     metadata_json: Mapped[dict] = mapped_column(JSON)
     recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Rig(Base):
@@ -157,6 +170,7 @@ class RigDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     rig_id: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_sha256: Mapped[str] = mapped_column(String(64), default="")  # of body hash, file name and metadata
     recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"))
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

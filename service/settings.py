@@ -28,8 +28,20 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=0, description="A running job whose worker stops renewing is retaken.")
     max_attempts: int = Field(3, ge=1)
     retry_backoff_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles each attempt.")
+    job_timeout_seconds: float = Field(
+        6 * 3600.0, gt=0, description="Wall-clock limit of one scoring attempt; the scorer is killed at it."
+    )
+    scorer: str = Field(
+        "service.scorer:score_session",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        description="Scoring function, 'package.module:function' (operator's setting, never a user's).",
+    )
     rig_clock_skew_seconds: float = Field(300.0, gt=0, description="Rig signatures older/newer than this: replay.")
     default_model: Path | None = Field(None, description="Pose model for uploaded videos without a pose file.")
+    upload_expiry_hours: float = Field(48.0, gt=0, description="A resumable upload idle this long is deleted.")
+    lab_quota_bytes: int | None = Field(None, gt=0, description="Most a lab may store (recordings + uploads).")
+    check_processes: int = Field(2, ge=1, description="Child processes that open uploaded files to check them.")
+    check_timeout_seconds: float = Field(600.0, gt=0, description="An upload whose check takes longer is refused.")
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

@@ -1,8 +1,10 @@
 """Storing uploaded recordings safely: plain file names, streamed writes, validation, nothing half-written.
 
-Every upload is written to ``STORAGE/tmp/<uuid>.partial`` while it streams in, validated (file type,
-decodable video or readable pose file, session metadata), and only then moved under
-``STORAGE/lab<L>/study<S>/<uuid>/<name>``. Any failure deletes the partial file.
+Metadata and the file name are validated before any byte is accepted (:func:`validate_metadata`).
+Every upload is then written to ``STORAGE/tmp/<uuid>.partial`` while it streams in, checked as the file
+it claims to be (:func:`check_file`: decodable video or readable pose file, in a child process), and
+only then moved under ``STORAGE/lab<L>/study<S>/<uuid>/<name>`` (:func:`store`). Any failure deletes
+the partial file.
 """
 
 from __future__ import annotations
@@ -19,9 +21,20 @@ from pydantic import ValidationError
 from behavior.session import Session
 from pose_models.video import VIDEO_SUFFIXES
 
-__all__ = ["POSE_SUFFIXES", "UploadError", "check_filename", "new_partial", "validate_and_store"]
+__all__ = [
+    "POSE_SUFFIXES",
+    "UploadError",
+    "check_file",
+    "check_filename",
+    "new_partial",
+    "parse_metadata",
+    "staged_name",
+    "store",
+    "validate_metadata",
+]
 
 POSE_SUFFIXES = (".h5", ".csv", ".slp", ".nwb", ".nc")
+MAX_METADATA_CHARS = 256 * 1024  # a session's fields and its events; far more than any real sidecar
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
 
 
@@ -64,6 +77,8 @@ def parse_metadata(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     """Session metadata from a JSON string or dict (paths are the server's business, not the client's)."""
     if raw is None or raw == "":
         raise UploadError(422, "expected session metadata (JSON of the session fields), got none")
+    if isinstance(raw, str) and len(raw) > MAX_METADATA_CHARS:
+        raise UploadError(413, f"expected session metadata of at most {MAX_METADATA_CHARS} characters, got {len(raw)}")
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -76,57 +91,66 @@ def parse_metadata(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     return raw
 
 
-def validate_and_store(
-    partial: Path, filename: str, metadata: dict[str, Any], storage: Path, lab_id: int, study_id: int
-) -> tuple[Session, Path]:
-    """Validate a received file with its metadata and move it into storage.
+def validate_metadata(metadata: dict[str, Any], filename: str) -> tuple[Session, str]:
+    """Validate session metadata and file name before any byte of the file is accepted.
 
     Returns
     -------
-    session, stored_path
-        The validated Session (paths pointing at the stored file) and where the file now lives.
+    session, kind
+        The Session (its path a placeholder named after ``filename``) and ``"video"`` or ``"pose"``.
 
     Raises
     ------
     UploadError
-        415/400 for the name, 422 for invalid metadata or a corrupt/unreadable file. The partial file is
-        deleted whatever happens.
+        400/415 for the name, 422 for invalid metadata (a traversal ``session_id`` among them).
     """
-    token = partial.name.split(".", 1)[0]  # the upload's uuid: every temporary name starts with it
+    name, kind = check_filename(filename)
+    meta = dict(metadata)
+    meta[kind] = name
     try:
-        name, kind = check_filename(filename)
-        meta = dict(metadata)
-        meta[kind] = str(partial)
+        session = Session.model_validate(meta)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'metadata'}: {e['msg']}" for e in exc.errors())
+        raise UploadError(422, f"invalid session metadata: {errors}") from exc
+    return session, kind
+
+
+def check_file(path: str, kind: str, fps: float, filename: str) -> tuple[int, str] | None:
+    """Open a received file as what its name says; return ``(status, message)`` if it is unusable.
+
+    Runs in a child process of the API (see ``service.app``): decoders are native code, and a file that
+    crashes or hangs one must not take the API down. Returns plain values (no exception objects) so
+    nothing but our own data crosses the process boundary.
+    """
+    if kind == "video":
+        from pose_models.video import VideoError, probe_video
+
         try:
-            session = Session.model_validate(meta)
-        except ValidationError as exc:
-            errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'metadata'}: {e['msg']}" for e in exc.errors())
-            raise UploadError(422, f"invalid session metadata: {errors}") from exc
-        if kind == "video":
-            from pose_models.video import VideoError, probe_video
+            probe_video(path)
+        except VideoError as exc:
+            return 422, f"{filename}: {str(exc).split(': ', 1)[-1]}"
+        return None
+    from pose_models.io import PoseFileError, load_poses
 
-            staged = partial.with_suffix(Path(name).suffix)
-            partial.rename(staged)
-            partial = staged
-            try:
-                probe_video(staged)
-            except VideoError as exc:
-                raise UploadError(422, f"{name}: {str(exc).split(': ', 1)[-1]}") from exc
-        else:
-            from pose_models.io import PoseFileError, load_poses
+    try:
+        load_poses(path, fps=fps)
+    except (PoseFileError, ValueError, FileNotFoundError) as exc:
+        return 422, f"{filename}: {str(exc).split(': ', 1)[-1]}"
+    return None
 
-            staged = partial.with_name(token + "." + name.split(".", 1)[-1])
-            partial.rename(staged)
-            partial = staged
-            try:
-                load_poses(staged, fps=session.fps)
-            except (PoseFileError, ValueError) as exc:
-                raise UploadError(422, f"{name}: {str(exc).split(': ', 1)[-1]}") from exc
-        folder = storage / f"lab{lab_id}" / f"study{study_id}" / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        final = folder / name
-        shutil.move(str(partial), final)
-        return session.model_copy(update={kind: final}), final
-    finally:
-        for leftover in partial.parent.glob(token + "*"):
-            leftover.unlink(missing_ok=True)
+
+def staged_name(partial: Path, filename: str, kind: str) -> Path:
+    """Where a partial file is renamed before its check: the readers pick the format by suffix."""
+    token = partial.name.split(".", 1)[0]
+    suffix = Path(filename).suffix if kind == "video" else "." + filename.split(".", 1)[-1]  # keeps .analysis.h5
+    return partial.with_name(token + suffix)
+
+
+def store(staged: Path, filename: str, storage: Path, lab_id: int, study_id: int) -> Path:
+    """Move a checked file to ``STORAGE/lab<L>/study<S>/<uuid>/<name>``; the name is ours, not the user's path."""
+    name, _ = check_filename(filename)
+    folder = storage / f"lab{lab_id}" / f"study{study_id}" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    final = folder / name
+    shutil.move(str(staged), final)
+    return final

@@ -222,7 +222,13 @@ def test_chunked_upload_resumes_from_the_offset(server, clip):
     url = f"{server.url}/api/v1/uploads/{start['upload_id']}"
     half = len(data) // 2
     r = httpx.patch(url, headers={**headers, "Upload-Offset": "0"}, content=data[:half])
-    assert r.json() == {"upload_id": start["upload_id"], "offset": half, "size": len(data), "complete": False}
+    assert r.json() == {
+        "upload_id": start["upload_id"],
+        "offset": half,
+        "size": len(data),
+        "complete": False,
+        "state": "receiving",
+    }
     wrong = httpx.patch(url, headers={**headers, "Upload-Offset": "0"}, content=data[:10])
     assert wrong.status_code == 409 and f"expected Upload-Offset {half}" in wrong.json()["detail"]
     offset = httpx.get(url, headers=headers).json()["offset"]  # the client lost track: ask, then resume
@@ -230,8 +236,22 @@ def test_chunked_upload_resumes_from_the_offset(server, clip):
     assert done["complete"] and done["session_id"] == "chunked" and done["job_id"] > 0
 
 
-def _sign(secret: str, ts: str, meta: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), f"{ts}.{meta}.".encode() + body, hashlib.sha256).hexdigest()
+def _sign(secret: str, ts: str, rig: str, filename: str, key: str, meta: str, body: bytes) -> str:
+    lines = [ts, rig, filename, key, hashlib.sha256(body).hexdigest(), str(len(body)), meta]
+    return hmac.new(secret.encode(), "\n".join(lines).encode(), hashlib.sha256).hexdigest()
+
+
+def rig_headers(secret: str, rig: str, filename: str, key: str, meta: str, body: bytes, ts: str | None = None) -> dict:
+    """The headers of a signed rig POST (the signature covers everything but the body, which its hash stands for)."""
+    ts = ts or str(int(time.time()))
+    return {
+        "X-Painbattery-Timestamp": ts,
+        "X-Painbattery-Signature": _sign(secret, ts, rig, filename, key, meta, body),
+        "X-Painbattery-Filename": filename,
+        "X-Painbattery-Metadata": meta,
+        "X-Painbattery-Content-SHA256": hashlib.sha256(body).hexdigest(),
+        "Idempotency-Key": key,
+    }
 
 
 def test_signed_rig_posts_are_idempotent_and_bad_signatures_refused(server, clip):
@@ -241,14 +261,7 @@ def test_signed_rig_posts_are_idempotent_and_bad_signatures_refused(server, clip
     secret = server.cli("admin", "create-rig", "rig-7", "--study-id", str(study))
     body = paths["video"].read_bytes()
     meta = json.dumps(metadata(clip_obj, "rig-7-0001"))
-    ts = str(int(time.time()))
-    post_headers = {
-        "X-Painbattery-Timestamp": ts,
-        "X-Painbattery-Signature": _sign(secret, ts, meta, body),
-        "X-Painbattery-Filename": "rec0001.mp4",
-        "X-Painbattery-Metadata": meta,
-        "Idempotency-Key": "rig-7/rec0001",
-    }
+    post_headers = rig_headers(secret, "rig-7", "rec0001.mp4", "rig-7/rec0001", meta, body)
     url = f"{server.url}/api/v1/rigs/rig-7/recordings"
     first = httpx.post(url, headers=post_headers, content=body, timeout=60)
     assert first.status_code == 201, first.text
@@ -261,15 +274,7 @@ def test_signed_rig_posts_are_idempotent_and_bad_signatures_refused(server, clip
     )
     assert forged.status_code == 401 and forged.json()["detail"] == "unknown rig or bad signature"
     old = str(int(time.time()) - 3600)
-    stale = httpx.post(
-        url,
-        content=body,
-        headers={
-            **post_headers,
-            "X-Painbattery-Timestamp": old,
-            "X-Painbattery-Signature": _sign(secret, old, meta, body),
-        },
-    )
+    stale = httpx.post(url, content=body, headers=rig_headers(secret, "rig-7", "rec0001.mp4", "k2", meta, body, ts=old))
     assert stale.status_code == 401 and "replayed" in stale.json()["detail"]
 
 
