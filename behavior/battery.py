@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from behavior.config import load_config
 from behavior.stats import timepoint_order
 
-__all__ = ["DOMAINS", "BatteryConfig", "BatteryMeasure", "battery_table", "completeness"]
+__all__ = ["DOMAINS", "LOWER_IS_MORE_PAIN", "BatteryConfig", "BatteryMeasure", "battery_table", "completeness"]
 
 DOMAINS = ("evoked", "spontaneous", "affective")
+#: Measure families where a lower value is more pain whatever the assay's configuration.
+LOWER_IS_MORE_PAIN = ("latency_", "threshold_")
 
 
 class BatteryMeasure(BaseModel):
@@ -47,6 +49,27 @@ class BatteryConfig(BaseModel):
     def measure_info(self) -> dict[str, tuple[str, BatteryMeasure]]:
         """measure name -> (domain, its config entry)."""
         return {m.measure: (d, m) for d, ms in self.domains.items() for m in ms}
+
+    def direction(self, measure: str) -> int | None:
+        """Which way is more pain for ``measure``: +1 higher, -1 lower, None when unknown.
+
+        A measure the config lists has its direction; an unlisted one of a family whose direction is
+        fixed by the assay (``latency_*``: shorter = more pain; ``threshold_*``: lower = more pain) gets
+        -1; any other unlisted measure has no known direction (None), and is never guessed.
+        """
+        info = self.measure_info()
+        if measure in info:
+            return info[measure][1].direction
+        if measure.startswith(LOWER_IS_MORE_PAIN):
+            return -1
+        return None
+
+    def control_in(self, groups: list[str], key: dict[str, str] | None = None) -> str | None:
+        """The label of the control group among ``groups``: the config's name, or its code in a blinding key."""
+        if self.control_group in groups:
+            return self.control_group
+        codes = [g for g in groups if key and key.get(g) == self.control_group]
+        return codes[0] if len(codes) == 1 else None
 
 
 def battery_table(measures: pd.DataFrame, config: BatteryConfig) -> pd.DataFrame:

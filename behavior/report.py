@@ -1,7 +1,8 @@
 """The study report: one self-contained HTML file (plots embedded as PNG) plus the CSV/Parquet tables.
 
 ``write_outputs`` writes ``measures.csv``, ``battery.csv``, ``stats.csv``, ``quality.csv``,
-``failures.csv``, ``change_from_baseline.csv`` (and Parquet copies of measures and battery) and
+``trial_counts.csv`` (trials per session and measure by outcome), ``failures.csv``,
+``change_from_baseline.csv`` (and Parquet copies of measures and battery) and
 ``report.html``: group x time tests, per-measure time courses (group mean +/- SEM with each
 animal, significance marks), the battery heatmap, pairwise comparisons, data quality, methods and provenance.
 """
@@ -20,9 +21,33 @@ import pandas as pd
 
 from behavior import __version__
 from behavior.battery import BatteryConfig, battery_table, completeness
-from behavior.stats import analyse_measures, timepoint_order
+from behavior.stats import HOLM_FAMILY, analyse_measures, is_baseline, timepoint_order
 
-__all__ = ["read_unblind_key", "render_report", "write_outputs"]
+__all__ = ["TRIAL_COUNTS", "read_unblind_key", "render_report", "trial_counts_table", "write_outputs"]
+
+#: Outcome counts of a measure's trials (``quality["trial_counts"]`` records of a session).
+TRIAL_COUNTS = ("trials", "responded", "censored", "no_baseline", "recording_ended", "untracked")
+
+
+def trial_counts_table(quality: pd.DataFrame) -> pd.DataFrame:
+    """Trials per session and measure by outcome, from the sessions' ``trial_counts`` quality records.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``session_id, assay, measure`` and :data:`TRIAL_COUNTS` (one row per session and measure).
+    """
+    rows = []
+    if not quality.empty and "trial_counts" in quality:
+        for q in quality.to_dict("records"):
+            counts = q.get("trial_counts")
+            if isinstance(counts, list):
+                for c in counts:
+                    rows.append({"session_id": q["session_id"], "assay": q["assay"], **c})
+    out = pd.DataFrame(rows, columns=["session_id", "assay", "measure", *TRIAL_COUNTS])
+    out[list(TRIAL_COUNTS)] = out[list(TRIAL_COUNTS)].fillna(0).astype(int)
+    return out
+
 
 _PALETTE = ["#4d4d4d", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -63,7 +88,7 @@ def _time_course(
     stats: pd.DataFrame,
     groups: list[str],
     timepoints: list[str],
-    control: str,
+    control: str | None,
     names: dict[str, str],
 ) -> str:
     import matplotlib.pyplot as plt
@@ -91,7 +116,7 @@ def _time_course(
     span = (top - np.nanmin(data["value"].to_numpy())) or 1.0
     pair = stats[(stats["measure"] == measure) & (stats["analysis"] == "pairwise")]
     for gi, group in enumerate(groups):
-        if group == control:
+        if control is None or group == control:
             continue
         rows = pair[
             ((pair["group_a"] == group) & (pair["group_b"] == control))
@@ -116,24 +141,32 @@ def _time_course(
     return _png(fig)
 
 
-def _heatmap(battery: pd.DataFrame, config: BatteryConfig, names: dict[str, str]) -> tuple[str | None, str]:
+def _heatmap(
+    battery: pd.DataFrame, config: BatteryConfig, names: dict[str, str], control: str | None
+) -> tuple[str | None, str, list[str]]:
+    """The battery heatmap, what its z-scores are against, and the measures left uncoloured (no direction)."""
     import matplotlib.pyplot as plt
 
     cols = [c for c in battery.columns if "." in c]
     if not cols or battery.empty:
-        return None, ""
-    info = config.measure_info()
-    base = battery[battery["timepoint"] == config.baseline_timepoint]
+        return None, "", []
+    base = battery[is_baseline(battery["timepoint"], config.baseline_timepoint)]
     reference = "all animals at baseline"
-    if (base["group"] == config.control_group).any():
-        base, reference = base[base["group"] == config.control_group], f"{config.control_group} animals at baseline"
+    if control is not None and (base["group"] == control).any():
+        base = base[base["group"] == control]
+        reference = f"{names.get(control, control)} animals at baseline"
     if base.empty:
         base, reference = battery, "all sessions"
     z = pd.DataFrame(index=battery.index)
+    undirected = []
     for c in cols:
         measure = c.split(".", 1)[1]
         mean, sd = base[c].mean(), base[c].std(ddof=1)
-        direction = info[measure][1].direction if measure in info else 1
+        direction = config.direction(measure)
+        if direction is None:  # unknown which way is more pain: not coloured rather than guessed
+            undirected.append(measure)
+            z[c] = np.nan
+            continue
         z[c] = direction * (battery[c] - mean) / (sd if sd and np.isfinite(sd) and sd > 0 else np.nan)
     labels = [
         f"{names.get(g, g)} {a} {t}"
@@ -144,7 +177,51 @@ def _heatmap(battery: pd.DataFrame, config: BatteryConfig, names: dict[str, str]
     ax.set_yticks(range(len(labels)), labels, fontsize=6)
     ax.set_xticks(range(len(cols)), cols, rotation=40, ha="right", fontsize=7)
     fig.colorbar(im, ax=ax, label="z (positive = more pain-like)", shrink=0.6)
-    return _png(fig), reference
+    return _png(fig), reference, undirected
+
+
+def _evoked_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) -> str:
+    """The evoked assays' part of the methods, with the detection parameters actually used."""
+    from behavior.features.evoked import assay_config
+
+    present = set(measures["assay"]) if not measures.empty else set()
+    overrides = list((parameters or {}).get("overrides") or [])
+    parts = []
+    for assay in ("hargreaves", "von_frey"):
+        if assay not in present:
+            continue
+        try:
+            cfg = assay_config(assay, overrides)
+        except ValueError:
+            cfg = assay_config(assay)
+        w = cfg.withdrawal
+        detection = (
+            f"the first frame from which the stimulated paw's keypoint stays beyond the larger of a fixed distance "
+            f"and {w.noise_factor:g} robust SDs of its resting jitter for {w.min_frames} frames (a run reaching the "
+            "window's end is confirmed on the frames after it, never counted short)"
+        )
+        unknown = (
+            "Trials whose outcome is unknown are neither responses nor non-responses: paw untracked before the "
+            "onset (no_baseline), more than "
+            f"{100 * w.max_untracked_fraction:g} % of the frames searched untracked after filling gaps of up to "
+            f"{w.max_gap_frames} frames (untracked), or the video ending before the window with no withdrawal "
+            "seen (recording_ended)"
+        )
+        if assay == "hargreaves":
+            parts.append(
+                f"Hargreaves: withdrawal latency after each heat onset, {detection}; a trial without withdrawal "
+                f"by the {cfg.cutoff_s:g} s cut-off is censored and enters the paw's mean at the cut-off. "
+                f"{unknown}; they are left out of the mean and counted per measure in the data-quality table."
+            )
+        else:
+            parts.append(
+                f"von Frey: 50 % thresholds by the up-down method (Chaplan 1994, Dixon's k table) from withdrawals "
+                f"while each filament is applied (up to {cfg.response_window_s:g} s, and {cfg.off_grace_s:g} s "
+                f"after its removal), {detection}. {unknown}; an application of unknown outcome stops the paw's "
+                "series, whose threshold is then missing (NaN) with the reason in its quality, and is counted in "
+                "the data-quality table."
+            )
+    return " ".join(parts)
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -174,8 +251,9 @@ def render_report(
 
     names = unblind or {}
     groups = sorted(measures["group"].unique()) if not measures.empty else []
-    if config.control_group in groups:
-        groups = [config.control_group, *[g for g in groups if g != config.control_group]]
+    control = config.control_in(groups, names)  # the config names the group; blinded data carry its code
+    if control is not None:
+        groups = [control, *[g for g in groups if g != control]]
     timepoints = timepoint_order(measures["timepoint"], config.baseline_timepoint) if not measures.empty else []
     info = config.measure_info()
     per_animal = measures.groupby(["measure", "animal_id", "group", "timepoint"], as_index=False)["value"].mean()
@@ -189,7 +267,7 @@ def render_report(
             figures.append(
                 {
                     "label": label,
-                    "png": _time_course(m, label, data, stats, groups, timepoints, config.control_group, names),
+                    "png": _time_course(m, label, data, stats, groups, timepoints, control, names),
                 }
             )
         row = stats[(stats["measure"] == m) & (stats["analysis"] == "lmm_group_x_time")]
@@ -206,7 +284,7 @@ def render_report(
                     "note": r["note"] if isinstance(r["note"], str) else "",
                 }
             )
-    heatmap, reference = _heatmap(battery, config, names)
+    heatmap, reference, undirected = _heatmap(battery, config, names, control)
     pairwise = []
     for _, r in stats[stats["analysis"].isin(["pairwise", "auc_pairwise"])].iterrows():
         ga, gb = names.get(r["group_a"], r["group_a"]), names.get(r["group_b"], r["group_b"])
@@ -233,12 +311,15 @@ def render_report(
                     "frames": int(q["frames"].sum()),
                     "missing": f"{100 * q['missing_point_fraction'].mean():.1f} %",
                     "low_conf": f"{100 * q['low_confidence_fraction'].mean():.1f} %",
-                    "trials": int(q["trials"].sum()) if "trials" in q and q["trials"].notna().any() else "-",
-                    "censored": int(q["censored_trials"].sum())
-                    if "censored_trials" in q and q["censored_trials"].notna().any()
-                    else "-",
                 }
             )
+    counts = trial_counts_table(quality)
+    trial_rows = []
+    for (assay, measure), c in counts.groupby(["assay", "measure"], sort=True):
+        trial_rows.append(
+            {"assay": assay, "measure": measure, "sessions": int(c["session_id"].nunique())}
+            | {k: int(c[k].sum()) for k in TRIAL_COUNTS}
+        )
     libs = []
     for lib in ("numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "opencv-python-headless", "onnxruntime"):
         try:
@@ -247,15 +328,16 @@ def render_report(
             continue
     methods = (
         f"Sessions were scored with painbattery {__version__} ({', '.join(libs)}). Poses were read from the "
-        "session's pose file or predicted from its video by the session's pose model. Evoked measures: withdrawal "
-        "latency after each stimulus onset from the stimulated paw's keypoint (threshold: the larger of a fixed "
-        "distance and six robust SDs of the resting jitter, held for two frames; trials without withdrawal are "
-        "censored at the cut-off and counted at it); von Frey 50 % thresholds by the up-down method (Chaplan 1994, "
-        "Dixon's k table). Statistics per measure: a linear mixed model value ~ group x timepoint with a random "
-        "intercept per animal (statsmodels MixedLM, maximum likelihood) and a likelihood-ratio test of the "
-        "interaction; at each timepoint Welch t-tests between groups with Holm correction and Hedges' g with 95 % "
-        "confidence intervals; the area under each animal's change-from-baseline curve compared the same way. "
-        f"Alpha = {config.alpha}. Parameters: {parameters or {}}."
+        "session's pose file or predicted from its video by the session's pose model. "
+        + _evoked_methods(measures, parameters)
+        + " Statistics per measure, with animals identified by group and animal id (ids may repeat across "
+        "groups): a linear mixed model value ~ group x timepoint with a random intercept per animal (statsmodels "
+        "MixedLM, maximum likelihood) and a likelihood-ratio test of the interaction; at each timepoint Welch "
+        "t-tests between groups with Hedges' g and 95 % confidence intervals; the area under each animal's "
+        "change-from-baseline curve (trapezoid over all the study's timepoints of the measure, on the days axis; "
+        "timepoints in hours, days or weeks; an animal missing a timepoint is left out of the AUC comparison and "
+        f"named in its note) compared the same way. {HOLM_FAMILY} Alpha = {config.alpha}. "
+        f"Parameters: {parameters or {}}."
     )
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
     return env.get_template("report.html").render(
@@ -263,7 +345,7 @@ def render_report(
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
         n_sessions=int(measures["session_id"].nunique()) + len(failures),
-        n_animals=int(measures["animal_id"].nunique()),
+        n_animals=int(measures[["group", "animal_id"]].drop_duplicates().shape[0]),
         groups=[names.get(g, g) for g in groups],
         timepoints=timepoints,
         blinded=bool(unblind),
@@ -271,7 +353,10 @@ def render_report(
         failures=failures.to_dict("records"),
         lmm=lmm_rows,
         alpha=config.alpha,
-        control=names.get(config.control_group, config.control_group),
+        control=names.get(control, control) if control is not None else None,
+        control_name=config.control_group,
+        undirected=undirected,
+        trial_counts=trial_rows,
         figures=figures,
         heatmap=heatmap,
         heatmap_reference=reference,
@@ -317,6 +402,7 @@ def write_outputs(
         "battery": out / "battery.csv",
         "stats": out / "stats.csv",
         "quality": out / "quality.csv",
+        "trial_counts": out / "trial_counts.csv",
         "failures": out / "failures.csv",
         "change": out / "change_from_baseline.csv",
         "report": out / "report.html",
@@ -324,7 +410,8 @@ def write_outputs(
     measures.to_csv(paths["measures"], index=False)
     battery.to_csv(paths["battery"], index=False)
     stats.to_csv(paths["stats"], index=False)
-    quality.to_csv(paths["quality"], index=False)
+    quality.drop(columns=["trial_counts"], errors="ignore").to_csv(paths["quality"], index=False)
+    trial_counts_table(quality).to_csv(paths["trial_counts"], index=False)
     failures.to_csv(paths["failures"], index=False)
     change_from_baseline_table(measures, config.baseline_timepoint).to_csv(paths["change"], index=False)
     measures.to_parquet(out / "measures.parquet", index=False)
