@@ -486,9 +486,12 @@ def _score_and_report(
     from behavior.provenance import file_sha256, write_provenance
     from behavior.report import read_unblind_key, write_outputs
     from behavior.session import read_manifest
+    from behavior.stats import timepoint_order
 
     sessions = read_manifest(manifest)  # every row checked before any work starts
     battery_config = BatteryConfig.load(battery)
+    # a timepoint label the statistics cannot place in time is refused here, before any session is scored
+    timepoint_order([s.timepoint for s in sessions], battery_config.baseline_timepoint)
     key = read_unblind_key(unblind) if unblind else None
     with progress_bar() as progress:
         task = progress.add_task("scoring sessions", total=len(sessions))
@@ -702,14 +705,23 @@ def worker(
     poll_seconds: Annotated[float, typer.Option(help="Wait between looks at an empty queue.")] = 1.0,
     max_jobs: Annotated[int | None, typer.Option(help="Stop after this many jobs.")] = None,
     idle_exit: Annotated[bool, typer.Option(help="Stop when no job is due.")] = False,
+    job_timeout_seconds: Annotated[
+        float | None,
+        typer.Option(help="Wall-clock limit of one scoring attempt (default: PAINBATTERY_JOB_TIMEOUT_SECONDS, 6 h)."),
+    ] = None,
 ) -> None:
-    """Process scoring jobs from the service's database queue until stopped."""
+    """Process scoring jobs from the service's database queue until stopped.
+
+    Each job is scored in a child process (the scorer is PAINBATTERY_SCORER); a scorer that crashes or
+    passes the time limit costs that job an attempt, and the worker goes on.
+    """
     import signal
 
     from service.jobs import Worker
     from service.settings import Settings
 
-    w = Worker(Settings())
+    overrides = {} if job_timeout_seconds is None else {"job_timeout_seconds": job_timeout_seconds}
+    w = Worker(Settings(**overrides))
     signal.signal(signal.SIGTERM, lambda *_: w.stop.set())
     n = w.run(poll_seconds=poll_seconds, max_jobs=max_jobs, idle_exit=idle_exit)
     console.print(f"worker {w.name}: {n} job(s) processed")

@@ -70,6 +70,12 @@ def test_outputs_and_the_measures_schema(scored, study):
     assert len(battery) == 12 * 3 and "evoked.latency_ipsi_s" in battery.columns
     html = (scored / "report.html").read_text()
     assert "no spontaneous measure" in html and "data:image/png;base64," in html
+    # every trial is counted per measure by outcome, and the methods say which tests are corrected together
+    counts = pd.read_csv(scored / "trial_counts.csv")
+    assert set(counts["measure"]) >= {"latency_ipsi_s", "latency_contra_s", "threshold_ipsi_g"}
+    outcomes = counts[["responded", "censored", "no_baseline", "recording_ended", "untracked"]].sum(axis=1)
+    assert (outcomes == counts["trials"]).all()
+    assert "all pairwise group comparisons at all timepoints" in html and "left out of the mean" in html
 
 
 def test_planted_effects_are_recovered(scored, study):
@@ -104,6 +110,16 @@ def test_bad_manifest_fails_before_any_work(study, tmp_path):
     assert "\n" not in line and "line 3: assay: unknown assay 'hargraves'" in line
     assert "line 5:" in line and "missing.h5" in line and "line 7: duplicate session_id" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_timepoint_that_cannot_be_placed_fails_before_any_work(study, tmp_path):
+    rows = _rows(study)
+    rows.loc[rows["timepoint"] == "d7", "timepoint"] = "post-op"
+    bad = tmp_path / "manifest.csv"
+    rows.to_csv(bad, index=False)
+    result = run("score", str(bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "['post-op'] that cannot be placed" in result.stderr
+    assert not (tmp_path / "out" / "cache").exists()
 
 
 def test_killed_run_resumes_with_only_the_unfinished_sessions(study, tmp_path):
