@@ -83,7 +83,7 @@ def test_null_studies_reject_at_about_the_nominal_rate():
     assert (p < 0.05).mean() <= 0.15  # expected 0.05; ML likelihood-ratio tests run a little liberal
 
 
-def test_pairwise_recovers_direction_and_holm_per_timepoint():
+def test_pairwise_recovers_direction_and_holm_is_never_below_p():
     stats = analyse_measure(simulate(effect=4.0, seed=2), "latency_ipsi_s")
     pair = stats[(stats["analysis"] == "pairwise") & (stats["timepoint"] == "d7")]
     cci_vs_control = pair[(pair["group_a"] == "CCI") & (pair["group_b"] == "Control")].iloc[0]
