@@ -275,17 +275,18 @@ async def accept(
     """
     staged = partial
     stored: Path | None = None
+    study_id, lab_id = study.id, lab.id  # plain values: a failed flush leaves the ORM objects unusable
     try:
         session, kind = validate_metadata(metadata, filename)
         if session_exists(db, study, session.session_id):
-            raise UploadError(409, f"session {session.session_id!r} already exists in study {study.id}")
+            raise UploadError(409, f"session {session.session_id!r} already exists in study {study_id}")
         staged = staged_name(partial, filename, kind)
         partial.rename(staged)
         await checker.check(staged, kind, session.fps, filename)
         size = staged.stat().st_size
-        stored = store(staged, filename, storage, lab.id, study.id)
+        stored = store(staged, filename, storage, lab_id, study_id)
         rec = Recording(
-            study_id=study.id,
+            study_id=study_id,
             session_id=session.session_id,
             metadata_json=session.model_dump(mode="json", exclude={"video", "pose", "model"}),
             video_path=str(stored) if kind == "video" else None,
@@ -296,7 +297,7 @@ async def accept(
         try:
             db.flush()
         except IntegrityError as exc:  # the same session id raced in from another request
-            raise UploadError(409, f"session {session.session_id!r} already exists in study {study.id}") from exc
+            raise UploadError(409, f"session {session.session_id!r} already exists in study {study_id}") from exc
         job = enqueue(db, rec)
         if add_rows is not None:
             add_rows(db, rec, job)
