@@ -142,7 +142,9 @@ def _per_side(
     if difference and injured in values and len(values) == 2:
         contra = next(s for s in values if s != injured)
         (vi, ni, _), (vc, nc, _) = values[injured], values[contra]
-        out.append(Measure(f"{stem}_ipsi_minus_contra_{unit}", vi - vc, unit, min(ni, nc)))
+        missing = [side for side, v in (("ipsi", vi), ("contra", vc)) if math.isnan(v)]
+        quality = f"not scored: no {' or '.join(missing)} value" if missing else "ok"
+        out.append(Measure(f"{stem}_ipsi_minus_contra_{unit}", vi - vc, unit, min(ni, nc), quality))
     return out
 
 
