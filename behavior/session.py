@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "ASSAYS",
     "EVENT_COLUMNS",
-    "Event",
     "SESSION_ID_PATTERN",
+    "Event",
     "ManifestError",
     "Session",
     "events_from_ttl",
