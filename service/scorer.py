@@ -241,10 +241,13 @@ class ScorerChild:
         except EOFError:
             message = None
         if message is None or message[0] != "ready":
+            if message is None:
+                proc.join(1.0)  # it may be dying: give it a moment to say how
+            how = describe_exit(proc.exitcode)
             self.kill()
             if message is not None and message[0] == "fatal":
                 raise ValueError(message[1])
-            raise ScorerCrashError(f"scorer process {describe_exit(proc.exitcode)} while loading {self.spec!r}")
+            raise ScorerCrashError(f"scorer process {how} while loading {self.spec!r}")
         self.spawn_seconds.append(time.monotonic() - began)
 
     def submit(self, job_id: int, session: dict[str, Any], model: str | None, work_dir: str) -> None:
