@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -64,9 +65,13 @@ class Faulty:
         self.log = root / "scored.log"
         self.log.touch()
         pythonpath = os.pathsep.join(p for p in (str(root / "scorers"), os.environ.get("PYTHONPATH", "")) if p)
+        self.pg_database: str | None = None
+        if database == "postgres":  # a database of its own: the queue must hold only this test's jobs
+            self.pg_database = f"pb_faults_{uuid.uuid4().hex[:12]}"
+            settings["PAINBATTERY_DATABASE_URL"] = self._pg_admin(f"CREATE DATABASE {self.pg_database}")
         self.server = Server(
             root,
-            database,
+            "sqlite",  # Server would point at the shared test database; the URL above wins for PostgreSQL
             PYTHONPATH=pythonpath,
             PAINBATTERY_SCORER="faulty_scorer:score",
             FAULTY_SCORER_LOG=str(self.log),
@@ -114,15 +119,33 @@ class Faulty:
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
-        self.server.stop()
+        try:
+            self.server.stop()
+        finally:
+            if self.pg_database is not None:
+                self._pg_admin(f"DROP DATABASE IF EXISTS {self.pg_database} WITH (FORCE)")
+
+    def _pg_admin(self, statement: str) -> str:
+        """Run ``statement`` on the test PostgreSQL server; return the URL of this test's database."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        base = make_url(os.environ["PAINBATTERY_TEST_POSTGRES_URL"])
+        engine = create_engine(base, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(statement))
+        finally:
+            engine.dispose()
+        return base.set(database=self.pg_database).render_as_string(hide_password=False)
 
 
 @pytest.fixture
 def faulty(request, tmp_path):
     made: list[Faulty] = []
 
-    def make(**settings: str) -> Faulty:
-        made.append(Faulty(tmp_path / f"svc{len(made)}", **settings))
+    def make(database: str = "sqlite", **settings: str) -> Faulty:
+        made.append(Faulty(tmp_path / f"svc{len(made)}", database, **settings))
         return made[-1]
 
     yield make
@@ -169,9 +192,7 @@ def gone(pid: int) -> bool:
 def test_lease_lost_on_every_attempt_fails_after_max_attempts(faulty, clip, how, database):
     """Each worker that takes the job is frozen (SIGSTOP) or killed (SIGKILL) mid-job; after the third the
     job fails naming the lost lease, and a healthy worker never takes it a fourth time."""
-    if database != "sqlite":
-        pytest.skip("a shared PostgreSQL database holds other tests' jobs")
-    f = faulty(PAINBATTERY_MAX_ATTEMPTS="3")
+    f = faulty(database, PAINBATTERY_MAX_ATTEMPTS="3")
     headers, study = study_of(f, "lab-lease")
     job_id = submit(f, headers, study, clip, "hang-lease")
     for attempt in (1, 2, 3):
@@ -199,11 +220,12 @@ def test_lease_lost_on_every_attempt_fails_after_max_attempts(faulty, clip, how,
     assert healthy.wait(timeout=30) == 0, f.output(healthy)
 
 
-def test_crashing_scorer_fails_the_job_and_the_worker_goes_on(faulty, clip):
+@pytest.mark.parametrize("database", DATABASES)
+def test_crashing_scorer_fails_the_job_and_the_worker_goes_on(faulty, clip, database):
     """The scoring child dies by SIGSEGV on every attempt: the job fails after max_attempts saying so, and
     the same worker process then scores the next job correctly."""
     clip_obj, _ = clip
-    f = faulty(PAINBATTERY_MAX_ATTEMPTS="3")
+    f = faulty(database, PAINBATTERY_MAX_ATTEMPTS="3")
     headers, study = study_of(f, "lab-crash")
     crash = submit(f, headers, study, clip, "crash-1")
     good = submit(f, headers, study, clip, "good-1")
@@ -221,10 +243,12 @@ def test_crashing_scorer_fails_the_job_and_the_worker_goes_on(faulty, clip):
     assert f.scored() == ["crash-1"] * 3 + ["good-1"]
 
 
-def test_hung_scorer_is_cut_short_at_its_limit_and_the_worker_goes_on(faulty, clip):
+@pytest.mark.parametrize("database", DATABASES)
+def test_hung_scorer_is_cut_short_at_its_limit_and_the_worker_goes_on(faulty, clip, database):
     """A scorer that never returns is killed at PAINBATTERY_JOB_TIMEOUT_SECONDS (longer than the lease, which
     the worker renews meanwhile); its progress reaches the job row; the next job is scored."""
-    f = faulty(PAINBATTERY_JOB_TIMEOUT_SECONDS="3", PAINBATTERY_LEASE_SECONDS="1", PAINBATTERY_MAX_ATTEMPTS="2")
+    limits = {"PAINBATTERY_JOB_TIMEOUT_SECONDS": "3", "PAINBATTERY_LEASE_SECONDS": "1", "PAINBATTERY_MAX_ATTEMPTS": "2"}
+    f = faulty(database, **limits)
     headers, study = study_of(f, "lab-hang")
     hang = submit(f, headers, study, clip, "hang-1")
     good = submit(f, headers, study, clip, "good-2")
@@ -240,13 +264,14 @@ def test_hung_scorer_is_cut_short_at_its_limit_and_the_worker_goes_on(faulty, cl
     assert f.scored() == ["hang-1", "hang-1", "good-2"]
 
 
-def test_labs_take_turns_in_the_queue(faulty, clip):
+@pytest.mark.parametrize("database", DATABASES)
+def test_labs_take_turns_in_the_queue(faulty, clip, database):
     """Lab A queues six jobs, then lab B one: with one worker, B's job is taken second, not last.
 
     The order is read from the jobs themselves (one worker finishes them in the order it took them), so
     this holds whichever scorer runs.
     """
-    f = faulty()
+    f = faulty(database)
     a, study_a = study_of(f, "lab-bulk")
     b, study_b = study_of(f, "lab-small")
     names = [f"quick-a{i}" for i in range(6)] + ["quick-b0"]
