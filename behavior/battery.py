@@ -65,11 +65,21 @@ class BatteryConfig(BaseModel):
         return None
 
     def control_in(self, groups: list[str], key: dict[str, str] | None = None) -> str | None:
-        """The label of the control group among ``groups``: the config's name, or its code in a blinding key."""
+        """The label of the control group among ``groups``: the config's name, or its code in a blinding key.
+
+        The name matches exactly, else in any case and surrounding spaces (like the baseline label)
+        when exactly one group does; None when no group, or several, match.
+        """
         if self.control_group in groups:
             return self.control_group
-        codes = [g for g in groups if key and key.get(g) == self.control_group]
-        return codes[0] if len(codes) == 1 else None
+        wanted = self.control_group.strip().casefold()
+        for names in (groups, [(key or {}).get(g) for g in groups]):
+            hits = [
+                g for g, n in zip(groups, names, strict=True) if isinstance(n, str) and n.strip().casefold() == wanted
+            ]
+            if hits:
+                return hits[0] if len(hits) == 1 else None
+        return None
 
 
 def battery_table(measures: pd.DataFrame, config: BatteryConfig) -> pd.DataFrame:

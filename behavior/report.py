@@ -21,12 +21,13 @@ import pandas as pd
 
 from behavior import __version__
 from behavior.battery import BatteryConfig, battery_table, completeness
+from behavior.features.withdrawal import UNKNOWN_OUTCOMES
 from behavior.stats import HOLM_FAMILY, analyse_measures, is_baseline, timepoint_order
 
 __all__ = ["TRIAL_COUNTS", "read_unblind_key", "render_report", "trial_counts_table", "write_outputs"]
 
 #: Outcome counts of a measure's trials (``quality["trial_counts"]`` records of a session).
-TRIAL_COUNTS = ("trials", "responded", "censored", "no_baseline", "recording_ended", "untracked")
+TRIAL_COUNTS = ("trials", "responded", "censored", *UNKNOWN_OUTCOMES)
 
 
 def trial_counts_table(quality: pd.DataFrame) -> pd.DataFrame:
@@ -204,8 +205,10 @@ def _evoked_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) -
             "Trials whose outcome is unknown are neither responses nor non-responses: paw untracked before the "
             "onset (no_baseline), more than "
             f"{100 * w.max_untracked_fraction:g} % of the frames searched untracked after filling gaps of up to "
-            f"{w.max_gap_frames} frames (untracked), or the video ending before the window with no withdrawal "
-            "seen (recording_ended)"
+            f"{w.max_gap_frames} frames, or the paw lost right before it is seen withdrawn, right after it is seen "
+            "displaced or until the window's end (untracked), the video ending before the window with no withdrawal "
+            "seen (recording_ended), or the next stimulus of the same paw starting before the cut-off with no "
+            "withdrawal seen (interrupted; a von Frey application ends at the next one)"
         )
         if assay == "hargreaves":
             parts.append(

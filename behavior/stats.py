@@ -9,12 +9,12 @@ Per measure:
   confidence interval (normal approximation, Hedges & Olkin). Holm's correction runs over the
   family of *every* timepoint x group-pair test of the measure (:data:`HOLM_FAMILY`).
 - **Change from baseline** per animal, and the **area under the time curve** of that change
-  (trapezoid over the study's timepoints on the days axis, baseline = day 0; an animal missing one
+  (trapezoid over the study's timepoints from baseline on, days axis, baseline = day 0; an animal missing one
   of them is left out and counted) compared between groups the same way, Holm over the group pairs.
 
 Animals are keyed by ``(group, animal_id)``: labs number animals 1-6 in each group, so animal 3 of
 Control and animal 3 of CCI are two animals. Timepoint labels are parsed with their unit (``4h``,
-``d3``, ``day 7``, ``wk2``; a bare number is days); the baseline label matches in any case; a label
+``d3``, ``day 7``, ``wk2``, ``d-7``; a bare number is days); the baseline label matches in any case; a label
 that cannot be placed in time is refused (:class:`TimepointError`).
 """
 
@@ -36,6 +36,7 @@ __all__ = [
     "analyse_measure",
     "analyse_measures",
     "auc_per_animal",
+    "auc_timepoints",
     "change_from_baseline",
     "hedges_g",
     "holm",
@@ -82,7 +83,7 @@ _UNITS_H = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "d": 24.
 _UNITS_H |= {"w": 168.0, "wk": 168.0, "wks": 168.0, "week": 168.0, "weeks": 168.0}
 _NUMBER = r"([-+]?\d+(?:\.\d+)?)"
 _UNIT = r"([a-z]+)"
-_UNIT_FIRST = re.compile(rf"^{_UNIT}[\s_-]*{_NUMBER}$")
+_UNIT_FIRST = re.compile(rf"^{_UNIT}[\s_]*{_NUMBER}$")  # a "-" before the number is its sign: d-7 is -7 days
 _NUMBER_FIRST = re.compile(rf"^{_NUMBER}[\s_-]*{_UNIT}?$")
 
 
@@ -279,15 +280,22 @@ def change_from_baseline(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return out
 
 
+def auc_timepoints(timepoints: Sequence[str], baseline: str = "baseline") -> list[str]:
+    """The timepoints a change-from-baseline AUC runs over: the baseline and every one after it."""
+    return [t for t in timepoints if timepoint_hours(t, baseline) >= 0]
+
+
 def auc_per_animal(df: pd.DataFrame, baseline: str, timepoints: Sequence[str] | None = None) -> pd.DataFrame:
     """Area under each animal's change-from-baseline curve over the study's timepoints (trapezoid, unit x days).
 
     Every animal is integrated over the same timepoints (``timepoints``, default every timepoint in
-    ``df``) on the days axis (``4h`` is 1/6 day). An animal missing a value at one of them (or its
+    ``df``) from the baseline on, on the days axis (``4h`` is 1/6 day); timepoints before the
+    baseline (``d-7``) are not part of the curve. An animal missing a value at one of them (or its
     baseline) gets no AUC: it is listed with ``auc`` NaN and the missing timepoints in ``missing``,
     so callers leave it out and count it, instead of integrating a shorter span.
     """
     study = list(timepoints) if timepoints is not None else timepoint_order(df["timepoint"], baseline)
+    study = auc_timepoints(study, baseline)
     days = {t: timepoint_days(t, baseline) for t in study}
     base_label = next((t for t in study if is_baseline([t], baseline)[0]), baseline)
     rows = []
@@ -318,8 +326,9 @@ def analyse_measure(df: pd.DataFrame, measure: str, *, baseline: str = "baseline
     if is_baseline(timepoints, baseline).any() and len(timepoints) > 1:
         auc = auc_per_animal(df, baseline, timepoints)
         left_out = auc[auc["auc"].isna()]
-        span = f"days {timepoint_days(timepoints[0], baseline):g}-{timepoint_days(timepoints[-1], baseline):g}"
-        note = f"AUC over {', '.join(timepoints)} ({span})"
+        spanned = auc_timepoints(timepoints, baseline)
+        span = f"days {timepoint_days(spanned[0], baseline):g}-{timepoint_days(spanned[-1], baseline):g}"
+        note = f"AUC over {', '.join(spanned)} ({span})"
         if len(left_out):
             who = "; ".join(f"{g}/{a} (no {m})" for g, a, m in left_out[["group", "animal_id", "missing"]].to_numpy())
             note += f"; {len(left_out)} animal(s) missing a timepoint left out: {who}"

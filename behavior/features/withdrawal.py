@@ -11,15 +11,17 @@ A trial whose outcome is unknown is never scored as a response or a non-response
 is NaN, ``responded`` and ``censored`` are both False and ``quality`` names why (see
 :data:`TRIAL_QUALITIES`): the paw was not tracked before the onset (``no_baseline``), the video ends
 before the window does and no withdrawal was seen (``recording_ended``), or more than
-``max_untracked_fraction`` of the frames searched are untracked (``untracked``: a withdrawal could
-hide in them). Callers leave such trials out of their means and count them.
+``max_untracked_fraction`` of the frames searched are untracked, or the paw is lost right before it
+is seen withdrawn, right after it is seen displaced, or until the cut-off (``untracked``: a withdrawal
+could hide in them), or the next onset on the same paw comes before the window ends with no withdrawal
+seen (``interrupted``, Hargreaves). Callers leave such trials out of their means and count them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -55,7 +57,7 @@ TRIAL_COLUMNS = (
 
 #: Trial qualities: ``ok`` (a response, or a non-response censored at the window's end) and the
 #: reasons a trial's outcome is unknown (:data:`UNKNOWN_OUTCOMES`).
-TRIAL_QUALITIES = ("ok", "no_baseline", "recording_ended", "untracked")
+TRIAL_QUALITIES = ("ok", "no_baseline", "recording_ended", "untracked", "interrupted")
 UNKNOWN_OUTCOMES = TRIAL_QUALITIES[1:]
 
 
@@ -99,6 +101,36 @@ def _robust_sd(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
+def _hidden_withdrawal(beyond: np.ndarray, untracked: np.ndarray, before: int) -> bool:
+    """Whether a withdrawal may have started unseen, in untracked frames, before frame ``before``.
+
+    Parameters
+    ----------
+    beyond, untracked
+        Per frame after the onset: paw beyond the threshold; paw not tracked.
+    before
+        The first confirmed withdrawal frame, or the number of frames in the window without one.
+
+    Returns
+    -------
+    bool
+        True when a stretch of untracked frames touches a displaced frame (the paw was lost just
+        before it was seen withdrawn, or just after it was seen displaced) or runs to the end of the
+        frames searched (the paw is not seen again before the cut-off). Gaps with the paw tracked at
+        rest on both sides are left to ``max_untracked_fraction``.
+    """
+    possible = beyond | untracked
+    if not untracked[:before].any():
+        return False
+    edges = np.diff(np.r_[0, possible.astype(int), 0])
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        if start >= before:
+            break
+        if untracked[start:stop].any() and (beyond[start:stop].any() or stop == len(possible)):
+            return True
+    return False
+
+
 def detect_withdrawal(
     track_px: np.ndarray,
     fps: float,
@@ -135,8 +167,9 @@ def detect_withdrawal(
         outcome is unknown (latency NaN, neither responded nor censored): ``no_baseline`` (paw not
         tracked before the onset), ``recording_ended`` (the video ends before the window does and no
         withdrawal was seen), ``untracked`` (more than ``max_untracked_fraction`` of the frames
-        searched, up to the withdrawal or the window's end, are not tracked).
-        ``untracked_fraction`` is that fraction.
+        searched, up to the withdrawal or the window's end, are not tracked; or an untracked stretch
+        before the withdrawal touches a displaced frame or runs to the window's end, so a withdrawal
+        may have started unseen in it). ``untracked_fraction`` is that fraction.
     """
     params = params or WithdrawalParams()
     track = np.asarray(track_px, dtype=float)
@@ -172,6 +205,8 @@ def detect_withdrawal(
     fraction = float(searched.mean()) if searched.size else 0.0
     if fraction > params.max_untracked_fraction:
         return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction)
+    if _hidden_withdrawal(beyond, untracked, int(hits[0]) if hits.size else n_window):
+        return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction)
     if hits.size == 0:
         if recording_ended:
             return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "recording_ended", fraction)
@@ -180,6 +215,17 @@ def detect_withdrawal(
     return WithdrawalTrial(
         stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok", fraction
     )
+
+
+def _next_onset_of_same_paw(times: np.ndarray, keypoints: Sequence[str]) -> np.ndarray:
+    """For each onset (sorted by time), the time of the next onset on the same paw keypoint, or inf."""
+    out = np.full(len(times), np.inf)
+    last: dict[str, int] = {}
+    for i in range(len(times) - 1, -1, -1):
+        if keypoints[i] in last:
+            out[i] = times[last[keypoints[i]]]
+        last[keypoints[i]] = i
+    return out
 
 
 def _paw_track(ds: xr.Dataset, keypoint: str, individual: str | None) -> np.ndarray:
@@ -219,9 +265,11 @@ def withdrawal_trials(
         Frame rate, when the poses do not carry one.
     off_grace_s
         If given, a trial's window also ends this long after the stimulus is removed (the next
-        ``stimulus_off`` of the same side): a von Frey filament only counts while it is applied, and
-        the next application's withdrawal must not be credited to this one. None for Hargreaves,
-        where the heat source switches off *because* the paw withdrew.
+        ``stimulus_off`` of the same side, or without a side): a von Frey filament only counts while
+        it is applied, and the next application's withdrawal must not be credited to this one. None
+        for Hargreaves, where the heat source switches off *because* the paw withdrew.
+        In both, a trial's window ends at the next onset on the same paw; a Hargreaves trial without
+        a withdrawal by then never reached its cut-off and is ``interrupted`` (outcome unknown).
 
     Returns
     -------
@@ -232,7 +280,8 @@ def withdrawal_trials(
     Raises
     ------
     ValueError
-        If there is no frame rate, no stimulus, a stimulus outside the recording, or no paw for a side.
+        If there is no frame rate, no stimulus, a stimulus outside the recording, no paw for a side,
+        or two onsets at the same time on one paw.
     """
     validate_poses(poses)
     fps = fps or poses.attrs.get("fps")
@@ -251,7 +300,7 @@ def withdrawal_trials(
     if np.any(np.diff(frames) != 1):
         raise ValueError("expected poses of every frame of the video, got a sparse frame set")
     tracks: dict[str, np.ndarray] = {}
-    rows = []
+    keypoints = []
     for i, stim in stimuli.iterrows():
         side = stim.get("side") if isinstance(stim.get("side"), str) else None
         keypoint = paw or (paw_by_side or {}).get(side or "")
@@ -260,6 +309,19 @@ def withdrawal_trials(
                 f"stimulus {i + 1} at {stim['time_s']:g} s: expected a paw keypoint (--paw) or a side with a "
                 f"known paw ({dict(paw_by_side or {})}), got side {side!r}"
             )
+        keypoints.append(keypoint)
+    next_onset = _next_onset_of_same_paw(stimuli["time_s"].to_numpy(dtype=float), keypoints)
+    same_time = np.flatnonzero(next_onset == stimuli["time_s"].to_numpy(dtype=float))
+    if same_time.size:
+        i = int(same_time[0])
+        raise ValueError(
+            f"stimulus {i + 1} at {stimuli['time_s'][i]:g} s: expected one onset at a time on paw {keypoints[i]}, "
+            "got two (a duplicated event?)"
+        )
+    rows = []
+    for i, stim in stimuli.iterrows():
+        side = stim.get("side") if isinstance(stim.get("side"), str) else None
+        keypoint = keypoints[i]
         if keypoint not in tracks:
             tracks[keypoint] = _paw_track(clean, keypoint, individual)
         frame = round(stim["time_s"] * fps)
@@ -271,10 +333,19 @@ def withdrawal_trials(
             )
         window = window_s
         if off_grace_s is not None:
-            later = offs[(offs["time_s"] >= stim["time_s"]) & ((offs["side"] == side) if side else True)]
+            # an off event without a side ends whichever application is on
+            same_side = (offs["side"] == side) | offs["side"].isna() if side else True
+            later = offs[(offs["time_s"] >= stim["time_s"]) & same_side]
             if not later.empty:
                 window = min(window_s, float(later["time_s"].iloc[0]) - float(stim["time_s"]) + off_grace_s)
+        # the next stimulus of the same paw ends this one: its withdrawal is not this trial's
+        following = next_onset[i] - float(stim["time_s"])
+        interrupted = following < window
+        window = min(window, following)
         trial = detect_withdrawal(tracks[keypoint], fps, row, window_s=window, params=params, px_per_mm=px_per_mm)
+        if interrupted and trial.censored and off_grace_s is None:
+            # no withdrawal before the next onset: the cut-off was never reached, the outcome is unknown
+            trial = replace(trial, latency_s=float("nan"), censored=False, quality="interrupted")
         intensity = stim.get("intensity")
         rows.append(
             {
