@@ -190,7 +190,7 @@ class FileChecker:
         if pool is None:
             return
         # ProcessPoolExecutor cannot cancel a running call: end its children ourselves.
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -210,10 +210,11 @@ class FileChecker:
             raise UploadError(*problem)
 
     def close(self) -> None:
-        """Stop the child processes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop the child processes (killed: a check still running has no one left to answer)."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._discard()
+        for proc in procs:
+            proc.join(timeout=5)
 
 
 def check_quota(

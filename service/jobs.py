@@ -39,7 +39,7 @@ from service.db import Job, Recording, Study, make_engine, session_factory, utcn
 from service.scorer import ScorerChild, ScorerCrashError, ScorerError, ScorerTimeoutError
 from service.settings import Settings
 
-__all__ = ["Worker", "claim_job", "enqueue", "fail_exhausted", "worker_id"]
+__all__ = ["Worker", "claim_job", "enqueue", "fail_exhausted", "recording_work_dir", "worker_id"]
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,18 @@ class _ClaimLostError(Exception):
     """This worker's claim on the job is gone (lease expired and retaken, or the job finished)."""
 
 
+def recording_work_dir(rec: Recording) -> Path:
+    """Where a recording's derived files (predicted poses) go: beside its stored file, under its lab and study.
+
+    Never a folder shared by recordings: session ids are unique only within a study, so two labs'
+    ``s1`` would otherwise write the same ``poses/s1.h5``.
+    """
+    stored = rec.video_path or rec.pose_path
+    if not stored:
+        raise ValueError(f"expected recording {rec.id} to have a stored file, got none")
+    return Path(stored).parent / "derived"
+
+
 class Worker:
     """Takes jobs from the database and scores them in a child process with the configured scorer.
 
@@ -286,8 +298,8 @@ class Worker:
             rec = db.get(Recording, job.recording_id)
             session = dict(rec.metadata_json)
             session.update(video=rec.video_path, pose=rec.pose_path)
+            work_dir = str(recording_work_dir(rec))
         model = str(self.settings.default_model) if self.settings.default_model else None
-        work_dir = str(Path(self.settings.storage_dir or ".") / "poses")
         limit = self.settings.job_timeout_seconds
         interval = max(0.2, self.settings.lease_seconds / 3)
         self.scorer.submit(job_id, session, model, work_dir)

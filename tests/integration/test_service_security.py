@@ -352,3 +352,29 @@ def test_metadata_field_of_10_mb_is_refused(server, clip):
     meta = {**metadata(clip_obj, "huge"), "group": "x" * (10 * 1024**2)}
     r = upload(server, headers, study, paths["pose"], meta)
     assert r.status_code == 413 and "metadata" in r.json()["detail"]
+
+
+def test_derived_files_of_two_labs_with_one_session_id_never_share_a_path(tmp_path):
+    from service.db import Recording
+    from service.jobs import recording_work_dir
+
+    a = Recording(id=1, session_id="s1", pose_path=str(tmp_path / "lab1/study1/aaa/s1.mp4"))
+    b = Recording(id=2, session_id="s1", video_path=str(tmp_path / "lab2/study5/bbb/s1.mp4"))
+    assert recording_work_dir(a) != recording_work_dir(b)
+    assert recording_work_dir(a).is_relative_to(tmp_path / "lab1/study1/aaa")
+
+
+def test_stopping_the_server_leaves_no_checker_process(tmp_path, clip):
+    import psutil
+
+    clip_obj, paths = clip
+    srv = Server(tmp_path, "sqlite")
+    try:
+        headers, study = new_study(srv, "lab-children")
+        assert upload(srv, headers, study, paths["pose"], metadata(clip_obj, "c1")).status_code == 201
+        children = psutil.Process(srv.proc.pid).children(recursive=True)
+        assert children, "the upload was checked in a child process"
+    finally:
+        srv.stop()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
