@@ -104,7 +104,8 @@ def timepoint_hours(timepoint: object, baseline: str = "baseline") -> float:
     """Hours after baseline of a timepoint label.
 
     ``baseline`` (any case) -> 0; ``4h``, ``4 hours`` -> 4; ``d3``, ``day 3``, ``3d``, ``3`` -> 72;
-    ``wk2``, ``w2``, ``2 weeks`` -> 336. Negative numbers (``d-7``) are before baseline.
+    ``wk2``, ``w2``, ``2 weeks`` -> 336. Negative numbers (``-7d``, ``d -7``) are before baseline; a
+    unit joined to a negative number by a hyphen (``Day-3``, ``d-7``) is refused as ambiguous.
 
     Raises
     ------
@@ -115,6 +116,12 @@ def timepoint_hours(timepoint: object, baseline: str = "baseline") -> float:
     if text == _normal(baseline):
         return 0.0
     m = _UNIT_FIRST.match(text)
+    if m and m.group(2).startswith("-") and not re.match(rf"^{_UNIT}[\s_]+-", text):
+        # "Day-3" reads as day 3 to some and as 3 days before baseline to others: refuse, don't guess.
+        raise TimepointError(
+            f"timepoint {str(timepoint)!r} is ambiguous (day 3, or 3 days before baseline?): "
+            f"write 'd3' for after baseline, or '-3d' / 'd -3' for before it"
+        )
     if m:
         unit, number = m.group(1), m.group(2)
     else:
@@ -352,6 +359,11 @@ def analyse_measures(measures: pd.DataFrame, *, baseline: str = "baseline", alph
     for measure, g in measures.groupby("measure", sort=True):
         per_animal = g.groupby(["animal_id", "group", "timepoint"], as_index=False)["value"].mean()
         if per_animal["value"].notna().sum() == 0:
+            # Nothing to test, but say so: the measure keeps a row (its note) instead of vanishing.
+            empty = dict.fromkeys(STATS_COLUMNS, np.nan)
+            empty |= {"measure": str(measure), "analysis": "lmm_group_x_time", "significant": False}
+            empty["note"] = f"no values: all {len(g)} session value(s) are NaN (see the data-quality table)"
+            frames.append(pd.DataFrame([empty], columns=list(STATS_COLUMNS)))
             continue
         frames.append(analyse_measure(per_animal, str(measure), baseline=baseline, alpha=alpha))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(STATS_COLUMNS))

@@ -8,7 +8,7 @@ import pytest
 
 from behavior.battery import BatteryConfig
 from behavior.features.withdrawal import detect_withdrawal, withdrawal_trials
-from behavior.stats import auc_per_animal, timepoint_days, timepoint_order
+from behavior.stats import TimepointError, analyse_measures, auc_per_animal, timepoint_days, timepoint_order
 from pose_models.poses import from_numpy
 
 FPS, ONSET = 30.0, 100
@@ -115,19 +115,40 @@ def test_von_frey_withdrawal_to_the_next_filament_is_not_credited_to_this_one(of
 # ------------------------------------------------------------------------------------------ timepoints
 
 
-@pytest.mark.parametrize(("label", "days"), [("d-7", -7.0), ("day -1", -1.0), ("day_-1", -1.0), ("wk-1", -7.0)])
+@pytest.mark.parametrize(("label", "days"), [("-7d", -7.0), ("day -1", -1.0), ("day_-1", -1.0), ("-1 wk", -7.0)])
 def test_negative_timepoints_are_before_baseline(label, days):
-    # the docstring promises d-7 is 7 days before baseline; the separator swallowed the sign (+7)
+    # the separator swallowed the sign: "day -1" read as +1 day
     assert timepoint_days(label) == days
+
+
+@pytest.mark.parametrize("label", ["d-7", "Day-3", "wk-1"])
+def test_a_unit_hyphenated_to_a_number_is_refused_as_ambiguous(label):
+    # "Day-3" is day 3 to some labs and 3 days before baseline to others: neither guess is safe
+    with pytest.raises(TimepointError, match="ambiguous"):
+        timepoint_days(label)
+
+
+def test_a_measure_with_no_values_keeps_a_row_saying_so():
+    df = pd.DataFrame(
+        {
+            "animal_id": ["a", "b"],
+            "group": ["g", "h"],
+            "timepoint": ["baseline", "baseline"],
+            "measure": ["latency_ipsi_s"] * 2,
+            "value": [np.nan, np.nan],
+        }
+    )
+    out = analyse_measures(df)
+    assert out["measure"].tolist() == ["latency_ipsi_s"] and "no values" in out["note"].iloc[0]
 
 
 def test_pre_baseline_timepoint_sorts_first_and_is_left_out_of_the_auc():
     # change-from-baseline AUC runs from baseline on; a pre-baseline reading added a d-1..0 segment
-    rows = [("d-1", 30.0), ("baseline", 10.0), ("d7", 12.0)]
+    rows = [("-1d", 30.0), ("baseline", 10.0), ("d7", 12.0)]
     df = pd.DataFrame(
         {"animal_id": "a", "group": "g", "timepoint": [t for t, _ in rows], "value": [v for _, v in rows]}
     )
-    assert timepoint_order(df["timepoint"]) == ["d-1", "baseline", "d7"]
+    assert timepoint_order(df["timepoint"]) == ["-1d", "baseline", "d7"]
     assert auc_per_animal(df, "baseline")["auc"].iloc[0] == pytest.approx(0.5 * 2.0 * 7)
 
 
