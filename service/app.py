@@ -21,12 +21,13 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
@@ -67,7 +68,7 @@ CHECK_GRACE_S = 600.0  # a final check stuck this long (its server died) may be 
 class StudyIn(BaseModel):
     """A new study."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")  # no NUL/control characters
 
 
 class UploadIn(BaseModel):
@@ -77,6 +78,51 @@ class UploadIn(BaseModel):
     filename: str = Field(min_length=1, max_length=255)
     size: int = Field(gt=0)
     metadata: dict[str, Any]
+
+
+Model = TypeVar("Model", bound=BaseModel)
+MAX_JSON_BODY_BYTES = MAX_METADATA_CHARS + 64 * 1024  # a JSON request: session metadata and a few fields
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit INTEGER columns: a larger id is not found, never a database error
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def known_id(value: int) -> bool:
+    """True if ``value`` can be a row id at all (beyond it the database would refuse the query)."""
+    return 1 <= value <= MAX_ROW_ID
+
+
+async def json_body(request: Request, model: type[Model]) -> Model:
+    """The request's JSON body as ``model``, read only now (after the token was checked) and bounded.
+
+    Routes take their JSON body this way rather than as a parameter, because FastAPI reads a body
+    parameter before the token dependency runs: an anonymous client could make the server hold any
+    amount of JSON in memory before its 401.
+
+    Raises
+    ------
+    UploadError
+        413 for a body (declared or streamed) over :data:`MAX_JSON_BODY_BYTES`.
+    RequestValidationError
+        422 (FastAPI's usual answer) for a body that is not valid JSON of ``model``.
+    """
+    raw = request.headers.get("content-length")
+    if raw is not None and raw.isdigit() and int(raw) > MAX_JSON_BODY_BYTES:
+        raise UploadError(413, f"request body of {raw} bytes exceeds the limit of {MAX_JSON_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY_BYTES:
+            raise UploadError(413, f"request body exceeds the limit of {MAX_JSON_BODY_BYTES} bytes")
+    try:
+        return model.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+
+
+def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route that reads ``model`` with :func:`json_body`."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 # ---------------------------------------------------------------------------------- dependencies
@@ -165,7 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     def own_study(db: OrmSession, lab: Lab, study_id: int) -> Study:
-        study = db.get(Study, study_id)
+        study = db.get(Study, study_id) if known_id(study_id) else None
         if study is None or study.lab_id != lab.id:
             raise HTTPException(404, f"study {study_id} not found")
         return study
@@ -208,9 +254,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # --------------------------------------------------------------------------------- studies
 
-    @app.post("/api/v1/studies", status_code=201)
-    def create_study(body: StudyIn, lab: CurrentLab, db: Db) -> dict[str, Any]:
+    @app.post("/api/v1/studies", status_code=201, openapi_extra=json_request_body(StudyIn))
+    async def create_study(lab: CurrentLab, db: Db, request: Request) -> dict[str, Any]:
         """Create a study in the caller's lab."""
+        body = await json_body(request, StudyIn)
         study = Study(lab_id=lab.id, name=body.name)
         db.add(study)
         db.commit()
@@ -292,13 +339,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------------- chunked uploads
 
-    @app.post("/api/v1/uploads", status_code=201)
-    def start_upload(body: UploadIn, lab: CurrentLab, db: Db) -> dict[str, Any]:
+    @app.post("/api/v1/uploads", status_code=201, openapi_extra=json_request_body(UploadIn))
+    async def start_upload(lab: CurrentLab, db: Db, request: Request) -> dict[str, Any]:
         """Start a resumable upload; then send the bytes with PATCH and ``Upload-Offset``.
 
         Everything but the file is checked here (name, size, metadata, a session id the study already
         has), so an upload never fails at its last byte for a reason known at its first.
         """
+        body = await json_body(request, UploadIn)
         study = own_study(db, lab, body.study_id)
         if body.size > settings.max_upload_bytes:
             raise HTTPException(413, f"upload of {body.size} bytes exceeds the limit of {settings.max_upload_bytes}")
@@ -329,7 +377,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"upload_id": upload.id, "offset": 0, "size": upload.size}
 
     def own_upload(db: OrmSession, lab: Lab, upload_id: str) -> Upload:
-        upload = db.get(Upload, upload_id)
+        upload = db.get(Upload, upload_id) if _UPLOAD_ID.match(upload_id) else None
         if upload is None or upload.lab_id != lab.id:
             raise HTTPException(404, f"upload {upload_id} not found")
         return upload
@@ -456,7 +504,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/v1/jobs/{job_id}")
     def get_job(job_id: int, lab: CurrentLab, db: Db) -> dict[str, Any]:
         """A job's status (queued, running, done, failed), progress and error."""
-        job = db.get(Job, job_id)
+        job = db.get(Job, job_id) if known_id(job_id) else None
         rec = db.get(Recording, job.recording_id) if job else None
         if job is None or rec is None or db.get(Study, rec.study_id).lab_id != lab.id:
             raise HTTPException(404, f"job {job_id} not found")
@@ -472,6 +520,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             .where(Study.lab_id == lab.id)
         )
         if study_id is not None:
+            if not known_id(study_id):
+                return []
             query = query.where(Study.id == study_id)
         rows = db.execute(query.order_by(Job.id.desc()).limit(500)).all()
         return [{**_job_json(j), "session_id": r.session_id, "study_id": r.study_id} for j, r in rows]
@@ -568,7 +618,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         content_sha256 = x_painbattery_content_sha256.strip().lower()
         if not _SHA256.match(content_sha256):
             raise HTTPException(400, "expected the body's hex SHA-256 in X-Painbattery-Content-SHA256")
-        rig = db.execute(select(Rig).where(Rig.rig_id == rig_id)).scalar_one_or_none()
+        # A NUL cannot be in a stored rig id (nor be sent to PostgreSQL): such a rig is simply unknown.
+        rig = None if "\x00" in rig_id else db.execute(select(Rig).where(Rig.rig_id == rig_id)).scalar_one_or_none()
         signed = "\n".join(
             [
                 x_painbattery_timestamp,
@@ -583,7 +634,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # An unknown rig costs the same HMAC and gets the same answer as a bad signature.
         secret = rig.secret if rig is not None else secrets.token_hex(16)
         expected = hmac.new(secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, x_painbattery_signature.strip().lower()) or rig is None:
+        # As bytes: header values are latin-1 text, and compare_digest refuses non-ASCII str.
+        given = x_painbattery_signature.strip().lower().encode("latin-1")
+        if not hmac.compare_digest(expected.encode(), given) or rig is None:
             raise HTTPException(401, "unknown rig or bad signature")
         if content_length > settings.max_upload_bytes:
             raise UploadError(413, f"upload of {content_length} bytes exceeds the limit of {settings.max_upload_bytes}")

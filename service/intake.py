@@ -28,7 +28,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
@@ -90,7 +91,8 @@ async def read_multipart(request: Any, partial: Path, limit: int) -> tuple[str, 
     Raises
     ------
     UploadError
-        400 for a body that is not the expected form, 413 past ``limit`` (file) or the metadata limit.
+        400 for a body that is not the expected form (malformed, or cut short before its closing
+        boundary), 413 past ``limit`` (file) or the metadata limit.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -152,9 +154,14 @@ async def read_multipart(request: Any, partial: Path, limit: int) -> tuple[str, 
         },
     )
     try:
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+        except MultipartParseError as exc:
+            raise UploadError(400, f"expected a well-formed multipart/form-data body: {exc}") from exc
+        parser.finalize()  # checks nothing: a body cut short before its closing boundary must be caught here
+        if parser.state != MultipartState.END:
+            raise UploadError(400, "the multipart body ended before its closing boundary (an incomplete upload)")
         if found["filename"] is None:
             raise UploadError(400, "expected a file part named 'file', got none")
     except BaseException:

@@ -77,8 +77,9 @@ def parse_metadata(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     """Session metadata from a JSON string or dict (paths are the server's business, not the client's)."""
     if raw is None or raw == "":
         raise UploadError(422, "expected session metadata (JSON of the session fields), got none")
-    if isinstance(raw, str) and len(raw) > MAX_METADATA_CHARS:
-        raise UploadError(413, f"expected session metadata of at most {MAX_METADATA_CHARS} characters, got {len(raw)}")
+    size = len(raw) if isinstance(raw, str) else len(json.dumps(raw))  # a JSON body's dict is held to the same limit
+    if size > MAX_METADATA_CHARS:
+        raise UploadError(413, f"expected session metadata of at most {MAX_METADATA_CHARS} characters, got {size}")
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
