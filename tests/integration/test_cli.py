@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +167,24 @@ def test_evoked_latency_from_a_simulated_clip(tmp_path):
     assert abs(float(rows[1][2]) - clip.truth["trials"][0]["latency_s"]) <= 2 / 15 + 1e-9
     assert rows[1][3:5] == ["True", "False"] and rows[2][2:5] == ["6.0", "False", "True"]
     assert_bad_input(run(*args, "--out", str(tmp_path / "o2")), "frame rate")
+
+
+# Every command of every group: a group module that is not registered in behavior/cli/__init__.py,
+# or a command that is lost from its group, fails here.
+COMMAND_GROUPS = {
+    (): ["info", "score", "simulate", "demo", "serve", "worker", "watch", "pose", "evoked", "admin"],
+    ("pose",): ["convert", "train", "evaluate", "predict"],
+    ("evoked",): ["updown", "latency", "paws"],
+    ("admin",): ["create-lab", "create-token", "create-rig"],
+}
+
+
+@pytest.mark.parametrize("group", list(COMMAND_GROUPS), ids=lambda g: " ".join(g) or "root")
+def test_every_command_group_help_lists_its_commands(group):
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run([str(BIN), *group, "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("─ Commands ", 1)[1]
+    # a command's name starts its row; a wrapped help line starts with blanks
+    listed = re.findall(r"^│ (\S+) ", commands, flags=re.MULTILINE)
+    assert listed == COMMAND_GROUPS[group]

@@ -1,0 +1,235 @@
+"""Whole studies: ``painbattery score`` (a manifest into the battery report), ``simulate`` (synthetic-rig
+clips) and ``demo`` (a simulated study scored end to end); ``_score_and_report`` is shared by score and demo.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from behavior.cli.common import console, err_console, progress_bar
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``score``, ``simulate`` and ``demo`` to the root app."""
+    app.command()(score)
+    app.command()(simulate)
+    app.command()(demo)
+
+
+def _score_and_report(
+    manifest: Path,
+    out: Path,
+    *,
+    workers: int,
+    scheduler: str | None,
+    overrides: list[str],
+    model: Path | None,
+    battery: str,
+    unblind: Path | None,
+    title: str,
+) -> None:
+    """Score a manifest and write the battery outputs (shared by ``score`` and ``demo``)."""
+    from behavior.batch import score_study
+    from behavior.battery import BatteryConfig
+    from behavior.provenance import file_sha256, write_provenance
+    from behavior.report import read_unblind_key, write_outputs
+    from behavior.session import read_manifest
+    from behavior.stats import timepoint_order
+
+    sessions = read_manifest(manifest)  # every row checked before any work starts
+    battery_config = BatteryConfig.load(battery)
+    # a timepoint label the statistics cannot place in time is refused here, before any session is scored
+    timepoint_order([s.timepoint for s in sessions], battery_config.baseline_timepoint)
+    key = read_unblind_key(unblind) if unblind else None
+    with progress_bar() as progress:
+        task = progress.add_task("scoring sessions", total=len(sessions))
+        frames = progress.add_task("frames analysed", total=None)
+        n_frames = [0]
+
+        def report(done: int, total: int, r: dict) -> None:
+            progress.update(task, completed=done, description=f"scoring sessions ({r['session_id']}: {r['status']})")
+            n_frames[0] += int((r.get("quality") or {}).get("frames", 0))
+            progress.update(frames, completed=n_frames[0])
+
+        result = score_study(
+            sessions, out, workers=workers, scheduler=scheduler, overrides=overrides, model=model, progress=report
+        )
+    provenance = {
+        "manifest": str(manifest),
+        "manifest_sha256": file_sha256(manifest),
+        "sessions": len(sessions),
+        "executor": f"dask {scheduler}" if scheduler else f"{workers} process(es)",
+        "overrides": ", ".join(overrides) or "none",
+        "battery": battery_config.name,
+    }
+    paths = write_outputs(
+        out,
+        result.measures,
+        result.quality,
+        result.failures,
+        config=battery_config,
+        unblind=key,
+        provenance=provenance,
+        parameters={"overrides": overrides},
+        title=title,
+    )
+    write_provenance(
+        out,
+        command="score",
+        config={**provenance, "battery_config": battery_config.model_dump()},
+        inputs=[manifest],
+        outputs=list(paths.values()),
+    )
+    console.print(
+        f"{result.n_scored} session(s) scored, {result.n_cached} from the cache, {len(result.failures)} failed; "
+        f"wrote {', '.join(p.name for p in paths.values())} to {out}"
+    )
+    for row in result.failures.itertuples():
+        err_console.print(f"[yellow]failed[/yellow] {row.session_id}: {row.error}")
+    from behavior.battery import completeness
+
+    for warning in completeness(result.measures):
+        err_console.print(f"[yellow]warning[/yellow]: {warning}")
+    if result.failures.shape[0] == len(sessions):
+        raise RuntimeError("no session could be scored")
+
+
+def score(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV: one row per session.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (results are cached here per session).")],
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Pose model for sessions with a video and no pose file.")] = None,
+    battery: Annotated[str, typer.Option(help="Battery config (configs/battery/NAME.yaml).")] = "default",
+    unblind: Annotated[
+        Path | None, typer.Option(help="Blinding key CSV code,group: names shown in the report.")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Report title.")] = "painbattery report",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Assay config override key.sub=value.")] = None,
+) -> None:
+    """Score every session of a study and write measures, battery, statistics and the HTML report."""
+    _score_and_report(
+        manifest,
+        out,
+        workers=workers,
+        scheduler=scheduler,
+        overrides=set_ or [],
+        model=model,
+        battery=battery,
+        unblind=unblind,
+        title=title,
+    )
+
+
+# --------------------------------------------------------------------------------- simulate / demo
+
+
+def simulate(
+    assay: Annotated[str, typer.Argument(help="Assay to simulate, or 'study' for a whole small study.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created if missing).")],
+    n_clips: Annotated[int, typer.Option(min=1, help="Number of clips (single assay).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
+    animals_per_group: Annotated[int, typer.Option(min=1, help="Animals per group ('study').")] = 2,
+) -> None:
+    """Write synthetic-rig clips: video, ground-truth poses (.h5) and session sidecar (.json) per clip."""
+    from behavior import synthetic
+    from behavior.provenance import write_provenance
+
+    if assay != "study" and assay not in synthetic.SIMULATORS:
+        known = ", ".join(["study", *sorted(synthetic.SIMULATORS)])
+        raise ValueError(f"unknown assay {assay!r}, expected one of {known}")
+    out.mkdir(parents=True, exist_ok=True)
+    with progress_bar() as progress:
+        task = progress.add_task(f"simulating {assay}", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        if assay == "study":
+            manifest = synthetic.simulate_study(out, seed=seed, animals_per_group=animals_per_group, progress=report)
+            console.print(f"wrote study manifest {manifest}")
+        else:
+            sidecars = synthetic.simulate(assay, out, n_clips=n_clips, seed=seed, progress=report)
+            console.print(f"wrote {len(sidecars)} {assay} clip(s) to {out}")
+    config = {"assay": assay, "n_clips": n_clips, "seed": seed, "animals_per_group": animals_per_group}
+    outputs = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
+    write_provenance(out, command=f"simulate {assay}", config=config, outputs=outputs)
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-output"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated study.")] = 0,
+    animals_per_group: Annotated[int, typer.Option(min=2, help="Animals per group.")] = 4,
+) -> None:
+    """Simulate a CCI + MSC study on the synthetic rig and score it end to end into a battery report.
+
+    Control / CCI / CCI+MSC animals at baseline, day 7 and day 14, with hypersensitivity of the injured
+    paw after CCI and partial recovery with MSC written into the simulator. Hargreaves sessions go
+    from video through a pose model trained here on synthetic labelled frames; von Frey sessions use
+    pose files. Every assay with a feature extractor joins (the evoked ones so far).
+    """
+    import pandas as pd
+    import torch
+
+    from behavior import synthetic
+    from behavior.features import EXTRACTORS
+    from behavior.synthetic.training import labelled_frames
+    from pose_models.nets.model import ModelConfig, TrainConfig
+    from pose_models.train import train_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    study_dir = out / "study"
+    assays = tuple(a for a in synthetic.SIMULATORS if a in EXTRACTORS)
+    with progress_bar() as progress:
+        task = progress.add_task("simulating study", total=None)
+        manifest = synthetic.simulate_study(
+            study_dir,
+            seed=seed,
+            animals_per_group=animals_per_group,
+            assays=assays,
+            n_jobs=min(2, os.cpu_count() or 1),
+            progress=lambda d, t: progress.update(task, completed=d, total=t),
+        )
+        task = progress.add_task("training the pose model on synthetic labelled frames", total=None)
+        torch.set_num_threads(os.cpu_count() or 1)
+        frames = labelled_frames(assays=("hargreaves", "von_frey"), seed=10_000 + seed)
+        config = ModelConfig(
+            input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, patience_epochs=30)
+        )
+        train_model(
+            frames,
+            out / "pose_model",
+            config,
+            seed=seed,
+            progress=lambda e, n, f: progress.update(task, completed=e, total=n),
+        )
+    # Hargreaves sessions: video -> pose model; the others keep their pose files.
+    rows = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    by_video = rows["assay"] == "hargreaves"
+    rows.loc[by_video, "pose"] = ""
+    rows.loc[by_video, "model"] = str((out / "pose_model").resolve())
+    demo_manifest = study_dir / "manifest_demo.csv"
+    rows.to_csv(demo_manifest, index=False)
+    console.print(
+        f"study: {len(rows)} sessions ({', '.join(assays)}), {rows['animal_id'].nunique()} animals, "
+        f"{by_video.sum()} scored from video through the pose model"
+    )
+    _score_and_report(
+        demo_manifest,
+        out,
+        workers=min(2, os.cpu_count() or 1),
+        scheduler=None,
+        # The demo's 30-epoch pose model peaks lower than a fully trained one: its paw points score
+        # 0.3-0.65 while lying within 2.6 px of the truth (95th percentile). At the default 0.5 some 40 %
+        # of them would count as untracked and most Hargreaves trials would be left unscored.
+        overrides=["withdrawal.min_confidence=0.3"],
+        model=None,
+        battery="default",
+        unblind=None,
+        title="painbattery demo: CCI + MSC (simulated)",
+    )
+    console.print(f"open {out / 'report.html'}")
