@@ -28,7 +28,7 @@ import pandas as pd
 from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key
 from behavior.session import ManifestError, Session, read_manifest
 
-__all__ = ["StudyResult", "score_session", "score_study"]
+__all__ = ["StudyResult", "model_for", "score_session", "score_study"]
 
 
 @dataclass
@@ -57,15 +57,30 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def model_for(session: Session, models: dict[str, str] | str | None) -> str | None:
+    """The pose model a session uses when it names none: the study's model for its assay, else the default.
+
+    ``models`` maps assay names to model folders; the key ``""`` is the default for every assay. A
+    plain string is the default.
+    """
+    if models is None or isinstance(models, str):
+        return models
+    return models.get(session.assay) or models.get("")
+
+
 def score_session(
     session_data: dict[str, Any],
     out_dir: str,
     overrides: tuple[str, ...] = (),
-    model: str | None = None,
+    model: dict[str, str] | str | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Score one session (or take it from the cache); runs in any executor, so takes and returns plain data."""
+    """Score one session (or take it from the cache); runs in any executor, so takes and returns plain data.
+
+    ``model``: the study's pose models by assay (``""`` for all), or one model folder for all.
+    """
     session = Session.model_validate(session_data)
+    default_model = model_for(session, model)
     out = Path(out_dir)
     cache_dir = out / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +92,10 @@ def score_session(
             if cached.get("key") == key:
                 return {**cached, "status": "cached"}
         result = run_session(
-            session, overrides=tuple(overrides), model=Path(model) if model else None, work_dir=out / "poses"
+            session,
+            overrides=tuple(overrides),
+            model=Path(default_model) if default_model else None,
+            work_dir=out / "poses",
         )
         tables_dir = out / "sessions" / session.session_id
         tables_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +122,7 @@ def _run_all(
     payloads: list[dict[str, Any]],
     out_dir: Path,
     overrides: tuple[str, ...],
-    model: str | None,
+    model: dict[str, str],
     workers: int,
     scheduler: str | None,
     progress: Callable[[int, int, dict[str, Any]], None] | None,
@@ -149,10 +167,14 @@ def score_study(
     workers: int = 1,
     scheduler: str | None = None,
     overrides: tuple[str, ...] | list[str] = (),
-    model: str | Path | None = None,
+    model: str | Path | dict[str, str | Path] | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> StudyResult:
     """Score every session of a manifest (validated in full before any work starts).
+
+    ``model`` is the pose model for sessions with a video, no pose file and no model of their own: one
+    folder for every assay, or a mapping assay -> folder (``""``: the default for the other assays),
+    since a study may film faces and paws with different cameras.
 
     Returns
     -------
@@ -166,15 +188,14 @@ def score_study(
     out.mkdir(parents=True, exist_ok=True)
     payloads = [s.model_dump(mode="json") for s in sessions]
     # export each pose model to ONNX once, here, rather than in every worker at the same time
-    models = {Path(m) for m in [*(s.model for s in sessions if s.model and not s.pose), model] if m}
+    models_by_assay = {k: str(v) for k, v in (model.items() if isinstance(model, dict) else [("", model)]) if v}
+    models = {Path(m) for m in [*(s.model for s in sessions if s.model and not s.pose), *models_by_assay.values()]}
     for model_dir in sorted(models):
         if (Path(model_dir) / "weights.pt").is_file():
             from pose_models.inference import export_onnx
 
             export_onnx(model_dir, precision="auto")
-    results = _run_all(
-        payloads, out, tuple(overrides), str(model) if model else None, max(1, workers), scheduler, progress
-    )
+    results = _run_all(payloads, out, tuple(overrides), models_by_assay, max(1, workers), scheduler, progress)
     measures, quality, failures = [], [], []
     statuses = {}
     for s in sessions:  # manifest order, whatever order the executor finished in

@@ -1,8 +1,8 @@
 """The battery table: the long Measures table pivoted to one row per animal x timepoint.
 
-Columns are grouped by domain (evoked / spontaneous / affective) in the order
-``configs/battery/default.yaml`` gives; measures the config does not list follow in their session's
-domain. :func:`completeness` warns when a study lacks a domain of the minimum battery.
+Columns are grouped by domain (evoked / spontaneous / affective: each measure's assay's domain, from
+the registry) in the order ``configs/battery/default.yaml`` lists them; measures the config does not
+list follow within their domain. :func:`completeness` warns when a study lacks a domain of the minimum battery.
 """
 
 from __future__ import annotations
@@ -39,16 +39,18 @@ class BatteryConfig(BaseModel):
     baseline_timepoint: str = "baseline"
     control_group: str = "Control"
     alpha: float = Field(0.05, gt=0, lt=1)
-    domains: dict[str, list[BatteryMeasure]]
+    #: The battery's measures in report order. Their domain is their assay's (behavior.assays), not
+    #: written here: a measure's row in the Measures table carries it.
+    measures: list[BatteryMeasure]
 
     @classmethod
     def load(cls, name_or_path: str | Path = "default") -> BatteryConfig:
         """Load a battery config by name or path."""
         return cls.model_validate(load_config("battery", name_or_path))
 
-    def measure_info(self) -> dict[str, tuple[str, BatteryMeasure]]:
-        """measure name -> (domain, its config entry)."""
-        return {m.measure: (d, m) for d, ms in self.domains.items() for m in ms}
+    def measure_info(self) -> dict[str, BatteryMeasure]:
+        """measure name -> its config entry."""
+        return {m.measure: m for m in self.measures}
 
     def direction(self, measure: str) -> int | None:
         """Which way is more pain for ``measure``: +1 higher, -1 lower, None when unknown.
@@ -59,7 +61,7 @@ class BatteryConfig(BaseModel):
         """
         info = self.measure_info()
         if measure in info:
-            return info[measure][1].direction
+            return info[measure].direction
         if measure.startswith(LOWER_IS_MORE_PAIN):
             return -1
         return None
@@ -89,11 +91,8 @@ def battery_table(measures: pd.DataFrame, config: BatteryConfig) -> pd.DataFrame
     """
     if measures.empty:
         return pd.DataFrame(columns=["animal_id", "group", "timepoint"])
-    info = config.measure_info()
-    domain_of = {
-        m: info[m][0] if m in info else d for m, d in zip(measures["measure"], measures["domain"], strict=True)
-    }
-    listed = [m.measure for d in config.domains.values() for m in d]
+    domain_of = dict(zip(measures["measure"], measures["domain"], strict=True))
+    listed = [m.measure for m in config.measures]
     present = list(dict.fromkeys(measures["measure"]))
     ordered = [m for m in listed if m in present] + [m for m in present if m not in listed]
     ordered.sort(key=lambda m: DOMAINS.index(domain_of[m]) if domain_of[m] in DOMAINS else len(DOMAINS))

@@ -1,8 +1,10 @@
 """The one orchestrator: ``run_session`` turns one session into its measures.
 
-Session in (metadata, pose file or video + model, events) -> poses (read, or predicted by the
-session's pose model) -> the assay's extractor -> the long Measures rows with data-quality figures.
-The batch CLI, the service worker and the rig hooks all call this; nothing else re-implements it.
+Session in (metadata, pose file or video + model, events) -> the assay's spec from the registry
+(:mod:`behavior.assays`) -> poses, only if the assay needs them (read, or predicted by the session's
+pose model) -> the assay's extractor -> the long Measures rows with data-quality figures. The batch
+CLI, the service worker and the rig hooks all call this; nothing else re-implements it, and it names
+no assay: what an assay needs and how it is scored is in its spec.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from behavior import __version__
+from behavior.assays import UnknownAssayError, get_assay
 from behavior.provenance import file_sha256
-from behavior.session import ASSAYS, Session
+from behavior.session import ManifestError, Session
 
 __all__ = ["MEASURES_COLUMNS", "SessionError", "SessionResult", "run_session", "session_key"]
 
@@ -71,11 +74,8 @@ def session_key(session: Session, overrides: tuple[str, ...] = ()) -> str:
         weights = Path(session.model) / "weights.pt"
         parts["model"] = file_sha256(weights) if weights.is_file() else str(session.model)
     try:
-        from behavior.config import config_dir
-
-        cfg = config_dir() / "assays" / f"{session.assay}.yaml"
-        parts["assay_config"] = cfg.read_text() if cfg.is_file() else None
-    except OSError:
+        parts["assay_config"] = get_assay(session.assay).config_text()
+    except UnknownAssayError:
         parts["assay_config"] = None
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -136,20 +136,28 @@ def run_session(
     Raises
     ------
     SessionError
-        If the assay has no extractor, or there are neither poses nor a video with a model.
+        If the assay is not registered, the session lacks an input the assay needs (a video, events,
+        poses or a pose model), or the poses lack a keypoint the assay's config names.
     """
-    from behavior.features import EXTRACTORS
-    from behavior.features.evoked import assay_config
-
-    if session.assay not in EXTRACTORS:
-        raise SessionError(
-            f"session {session.session_id}: no feature extractor for assay {session.assay!r} yet "
-            f"(available: {', '.join(sorted(EXTRACTORS))})"
-        )
+    try:
+        session.check_assay()
+    except ManifestError as exc:
+        raise SessionError(f"session {session.session_id}: {exc}") from exc
+    spec = get_assay(session.assay)
     session.check_files()
-    config = assay_config(session.assay, list(overrides))
-    poses, poses_path = _poses_for(session, work_dir, model, threads, progress)
-    result = EXTRACTORS[session.assay](poses, session, config, video=session.video)
+    config = spec.load_config(list(overrides))
+    poses, poses_path = None, None
+    if spec.needs_poses:
+        poses, poses_path = _poses_for(session, work_dir, model, threads, progress)
+        if spec.keypoints is not None:
+            have = {str(k) for k in poses["keypoints"].values}
+            lacking = [k for k in spec.keypoints(config) if k not in have]
+            if lacking:
+                raise SessionError(
+                    f"session {session.session_id}: assay {spec.name} needs keypoints {lacking}, "
+                    f"expected among the poses' {sorted(have)}"
+                )
+    result = spec.extract(poses, session, config, video=session.video)
     if progress is not None:
         progress("features", 1.0)
     measures = result.measures_frame()
@@ -159,30 +167,18 @@ def run_session(
         "group": session.group,
         "timepoint": session.timepoint,
         "assay": session.assay,
-        "domain": ASSAYS[session.assay],
+        "domain": spec.domain,
     }
     for key, value in identity.items():
         measures[key] = value
     measures = measures[list(MEASURES_COLUMNS)]
-    conf = poses["confidence"].values
-    pos_missing = np.isnan(poses["position"].values).any(axis=1)
-    min_conf = getattr(getattr(config, "withdrawal", None), "min_confidence", 0.5)
-    quality: dict[str, Any] = {
-        "session_id": session.session_id,
-        "assay": session.assay,
-        "frames": int(poses.sizes["time"]),
-        "missing_point_fraction": float(pos_missing.mean()),
-        "low_confidence_fraction": float(np.mean(np.nan_to_num(conf, nan=0.0) < min_conf)),
-        "pose_source": "predicted" if poses_path is not None or session.pose is None else "file",
-    }
-    trials = result.tables.get("trials")
-    if trials is not None and "censored" in trials:
-        from behavior.features.withdrawal import UNKNOWN_OUTCOMES, count_trials
-
-        counts = count_trials(trials)
-        quality["trials"] = len(trials)
-        quality["censored_trials"] = sum(int(c["censored"]) for c in counts)
-        for reason in UNKNOWN_OUTCOMES:  # outcome unknown: not scored, left out of the means
-            quality[f"{reason}_trials"] = sum(int(c[reason]) for c in counts)
-        quality["trial_counts"] = counts
+    quality: dict[str, Any] = {"session_id": session.session_id, "assay": session.assay}
+    if poses is not None:
+        pos_missing = np.isnan(poses["position"].values).any(axis=1)
+        quality["frames"] = int(poses.sizes["time"])
+        quality["missing_point_fraction"] = float(pos_missing.mean())
+        quality["pose_source"] = "predicted" if poses_path is not None or session.pose is None else "file"
+    else:
+        quality["pose_source"] = "none"
+    quality.update(result.quality)  # the assay's own figures (trials by outcome, ...)
     return SessionResult(session.session_id, measures, result.tables, quality, poses_path)

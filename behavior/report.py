@@ -21,22 +21,20 @@ import pandas as pd
 
 from behavior import __version__
 from behavior.battery import BatteryConfig, battery_table, completeness
-from behavior.features.withdrawal import UNKNOWN_OUTCOMES
 from behavior.stats import HOLM_FAMILY, analyse_measures, is_baseline, timepoint_order
 
-__all__ = ["TRIAL_COUNTS", "read_unblind_key", "render_report", "trial_counts_table", "write_outputs"]
-
-#: Outcome counts of a measure's trials (``quality["trial_counts"]`` records of a session).
-TRIAL_COUNTS = ("trials", "responded", "censored", *UNKNOWN_OUTCOMES)
-
+__all__ = ["read_unblind_key", "render_report", "trial_counts_table", "write_outputs"]
 
 def trial_counts_table(quality: pd.DataFrame) -> pd.DataFrame:
     """Trials per session and measure by outcome, from the sessions' ``trial_counts`` quality records.
 
+    Any assay may report such records (``{"measure": ..., "<outcome>": count, ...}``); the outcome
+    columns are the records' own keys, in the order they first appear.
+
     Returns
     -------
     pandas.DataFrame
-        ``session_id, assay, measure`` and :data:`TRIAL_COUNTS` (one row per session and measure).
+        ``session_id, assay, measure`` and one integer column per outcome (one row per session and measure).
     """
     rows = []
     if not quality.empty and "trial_counts" in quality:
@@ -45,8 +43,9 @@ def trial_counts_table(quality: pd.DataFrame) -> pd.DataFrame:
             if isinstance(counts, list):
                 for c in counts:
                     rows.append({"session_id": q["session_id"], "assay": q["assay"], **c})
-    out = pd.DataFrame(rows, columns=["session_id", "assay", "measure", *TRIAL_COUNTS])
-    out[list(TRIAL_COUNTS)] = out[list(TRIAL_COUNTS)].fillna(0).astype(int)
+    outcomes = list(dict.fromkeys(k for r in rows for k in r if k not in ("session_id", "assay", "measure")))
+    out = pd.DataFrame(rows, columns=["session_id", "assay", "measure", *outcomes])
+    out[outcomes] = out[outcomes].fillna(0).astype(int)
     return out
 
 
@@ -181,50 +180,55 @@ def _heatmap(
     return _png(fig), reference, undirected
 
 
-def _evoked_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) -> str:
-    """The evoked assays' part of the methods, with the detection parameters actually used."""
-    from behavior.features.evoked import assay_config
+def _assay_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) -> str:
+    """Each scored assay's part of the methods (from its spec), with the parameters actually used."""
+    from behavior.assays import UnknownAssayError, registered_assays
 
     present = set(measures["assay"]) if not measures.empty else set()
     overrides = list((parameters or {}).get("overrides") or [])
     parts = []
-    for assay in ("hargreaves", "von_frey"):
-        if assay not in present:
+    for name, spec in registered_assays().items():
+        if name not in present or spec.methods is None:
             continue
         try:
-            cfg = assay_config(assay, overrides)
-        except ValueError:
-            cfg = assay_config(assay)
-        w = cfg.withdrawal
-        detection = (
-            f"the first frame from which the stimulated paw's keypoint stays beyond the larger of a fixed distance "
-            f"and {w.noise_factor:g} robust SDs of its resting jitter for {w.min_frames} frames (a run reaching the "
-            "window's end is confirmed on the frames after it, never counted short)"
-        )
-        unknown = (
-            "Trials whose outcome is unknown are neither responses nor non-responses: paw untracked before the "
-            "onset (no_baseline), more than "
-            f"{100 * w.max_untracked_fraction:g} % of the frames searched untracked after filling gaps of up to "
-            f"{w.max_gap_frames} frames, or the paw lost right before it is seen withdrawn, right after it is seen "
-            "displaced or until the window's end (untracked), the video ending before the window with no withdrawal "
-            "seen (recording_ended), or the next stimulus of the same paw starting before the cut-off with no "
-            "withdrawal seen (interrupted; a von Frey application ends at the next one)"
-        )
-        if assay == "hargreaves":
-            parts.append(
-                f"Hargreaves: withdrawal latency after each heat onset, {detection}; a trial without withdrawal "
-                f"by the {cfg.cutoff_s:g} s cut-off is censored and enters the paw's mean at the cut-off. "
-                f"{unknown}; they are left out of the mean and counted per measure in the data-quality table."
-            )
-        else:
-            parts.append(
-                f"von Frey: 50 % thresholds by the up-down method (Chaplan 1994, Dixon's k table) from withdrawals "
-                f"while each filament is applied (up to {cfg.response_window_s:g} s, and {cfg.off_grace_s:g} s "
-                f"after its removal), {detection}. {unknown}; an application of unknown outcome stops the paw's "
-                "series, whose threshold is then missing (NaN) with the reason in its quality, and is counted in "
-                "the data-quality table."
-            )
+            cfg = spec.load_config(overrides)
+        except (ValueError, UnknownAssayError):
+            cfg = spec.load_config()
+        parts.append(spec.methods(cfg))
     return " ".join(parts)
+
+
+def _assay_sections(
+    measures: pd.DataFrame, quality: pd.DataFrame, out_dir: Path | None, names: dict[str, str]
+) -> dict[str, list[Any]]:
+    """What each scored assay adds to the report (its spec's ``report`` hook), by domain."""
+    from behavior.assays import DOMAINS, ReportContext, registered_assays
+
+    present = set(measures["assay"]) if not measures.empty else set()
+    context = ReportContext(measures=measures, quality=quality, out_dir=out_dir, group_names=names)
+    sections: dict[str, list[Any]] = {d: [] for d in DOMAINS}
+    for name, spec in registered_assays().items():
+        if name in present and spec.report is not None:
+            sections.setdefault(spec.domain, []).extend(spec.report(context))
+    return {d: items for d, items in sections.items() if items}
+
+
+def _sum_text(q: pd.DataFrame, column: str) -> str:
+    return str(int(q[column].sum())) if column in q and q[column].notna().any() else "-"
+
+
+def _percent_text(q: pd.DataFrame, column: str) -> str:
+    return f"{100 * q[column].mean():.1f} %" if column in q and q[column].notna().any() else "-"
+
+
+def _outcome_labels() -> dict[str, str]:
+    """Column labels of the trial-outcome table, from the specs that report outcomes."""
+    from behavior.assays import registered_assays
+
+    labels: dict[str, str] = {}
+    for spec in registered_assays().values():
+        labels.update(spec.labels)
+    return labels
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -245,8 +249,13 @@ def render_report(
     unblind: dict[str, str] | None = None,
     provenance: dict[str, Any] | None = None,
     parameters: dict[str, Any] | None = None,
+    out_dir: Path | None = None,
 ) -> str:
-    """The report as one HTML string (see the module docstring)."""
+    """The report as one HTML string (see the module docstring).
+
+    ``out_dir`` is the scored study's folder (``sessions/<id>/<table>.csv``), for assays whose report
+    hook draws from per-session tables.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,7 +273,7 @@ def render_report(
     measure_order = [c.split(".", 1)[1] for c in battery.columns if "." in c]
     domain_of = dict(zip(measures["measure"], measures["domain"], strict=False))
     for m in measure_order:
-        label = info[m][1].label if m in info and info[m][1].label else m
+        label = info[m].label if m in info and info[m].label else m
         data = per_animal[per_animal["measure"] == m]
         if data["value"].notna().any():
             figures.append(
@@ -311,18 +320,20 @@ def render_report(
                 {
                     "assay": assay,
                     "sessions": len(q),
-                    "frames": int(q["frames"].sum()),
-                    "missing": f"{100 * q['missing_point_fraction'].mean():.1f} %",
-                    "low_conf": f"{100 * q['low_confidence_fraction'].mean():.1f} %",
+                    "frames": _sum_text(q, "frames"),
+                    "missing": _percent_text(q, "missing_point_fraction"),
+                    "low_conf": _percent_text(q, "low_confidence_fraction"),
                 }
             )
     counts = trial_counts_table(quality)
+    outcomes = [c for c in counts.columns if c not in ("session_id", "assay", "measure")]
     trial_rows = []
     for (assay, measure), c in counts.groupby(["assay", "measure"], sort=True):
         trial_rows.append(
             {"assay": assay, "measure": measure, "sessions": int(c["session_id"].nunique())}
-            | {k: int(c[k].sum()) for k in TRIAL_COUNTS}
+            | {"counts": [int(c[k].sum()) for k in outcomes]}
         )
+    labels = _outcome_labels()
     libs = []
     for lib in ("numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "opencv-python-headless", "onnxruntime"):
         try:
@@ -332,7 +343,7 @@ def render_report(
     methods = (
         f"Sessions were scored with painbattery {__version__} ({', '.join(libs)}). Poses were read from the "
         "session's pose file or predicted from its video by the session's pose model. "
-        + _evoked_methods(measures, parameters)
+        + _assay_methods(measures, parameters)
         + " Statistics per measure, with animals identified by group and animal id (ids may repeat across "
         "groups): a linear mixed model value ~ group x timepoint with a random intercept per animal (statsmodels "
         "MixedLM, maximum likelihood) and a likelihood-ratio test of the interaction; at each timepoint Welch "
@@ -360,6 +371,8 @@ def render_report(
         control_name=config.control_group,
         undirected=undirected,
         trial_counts=trial_rows,
+        trial_outcomes=[labels.get(k, k.replace("_", " ")) for k in outcomes],
+        assay_sections=_assay_sections(measures, quality, out_dir, names),
         figures=figures,
         heatmap=heatmap,
         heatmap_reference=reference,
@@ -431,6 +444,7 @@ def write_outputs(
             unblind=unblind,
             provenance=provenance,
             parameters=parameters,
+            out_dir=out,
         )
     )
     return paths

@@ -22,7 +22,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
-    "ASSAYS",
     "EVENT_COLUMNS",
     "SESSION_ID_PATTERN",
     "Event",
@@ -36,18 +35,6 @@ __all__ = [
     "write_events",
     "write_session_sidecar",
 ]
-
-#: The assays painbattery knows, by family. Feature extractors register under these names.
-ASSAYS: dict[str, str] = {
-    "von_frey": "evoked",
-    "hargreaves": "evoked",
-    "paws": "evoked",
-    "grimace": "spontaneous",
-    "burrowing": "spontaneous",
-    "gait": "spontaneous",
-    "spontaneous_behaviour": "spontaneous",
-    "place_preference": "affective",
-}
 
 EVENT_COLUMNS = ("time_s", "kind", "side", "intensity")
 
@@ -120,9 +107,11 @@ class Session(BaseModel):
 
     @field_validator("assay")
     @classmethod
-    def _known_assay(cls, v: str) -> str:
-        if v not in ASSAYS:
-            raise ValueError(f"unknown assay {v!r}, expected one of {sorted(ASSAYS)}")
+    def _assay_name(cls, v: str) -> str:
+        # Which assays exist is the registry's business (behavior.assays), checked at the boundaries
+        # (manifests, sidecars, uploads, the orchestrator) by check_assay(); here only the form.
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", v):
+            raise ValueError(f"expected an assay name of lower-case letters, digits and _, got {v[:60]!r}")
         return v
 
     @field_validator("fps", "px_per_mm")
@@ -140,8 +129,31 @@ class Session(BaseModel):
 
     @property
     def domain(self) -> str:
-        """The battery domain of this session's assay (evoked / spontaneous / affective)."""
-        return ASSAYS[self.assay]
+        """The battery domain of this session's assay (evoked / spontaneous / affective), from the registry."""
+        from behavior.assays import get_assay
+
+        return get_assay(self.assay).domain
+
+    def check_assay(self) -> None:
+        """Check that the assay is registered and that the session has every input it needs.
+
+        Raises
+        ------
+        ManifestError
+            Naming the registered assays for an unknown one, or the missing input (no video for an
+            assay that reads the video, no events for one that needs them, neither poses nor video).
+        """
+        from behavior.assays import UnknownAssayError, get_assay
+
+        try:
+            spec = get_assay(self.assay)
+        except UnknownAssayError as exc:
+            raise ManifestError(f"assay: {exc}") from exc
+        missing = spec.missing_inputs(self)
+        if missing:
+            raise ManifestError(
+                f"session {self.session_id}: assay {self.assay} needs {' and '.join(missing)}, got none"
+            )
 
     def events_frame(self) -> pd.DataFrame:
         """The session's events as a DataFrame with columns ``time_s, kind, side, intensity``."""
@@ -250,10 +262,11 @@ def write_events(events: Iterable[Event], path: str | Path) -> Path:
 # ------------------------------------------------------------------------------------- sidecars
 
 
-def read_session_sidecar(path: str | Path, *, check_files: bool = True) -> Session:
+def read_session_sidecar(path: str | Path, *, check_files: bool = True, registered_only: bool = True) -> Session:
     """Read a session sidecar ``<stem>.json`` (Session fields, events inline).
 
     A sidecar that names no ``video`` gets the video beside it with the same stem, if there is one.
+    The assay must be registered and the sidecar give what it needs, unless ``registered_only=False``.
     """
     path = Path(path)
     if not path.is_file():
@@ -273,6 +286,11 @@ def read_session_sidecar(path: str | Path, *, check_files: bool = True) -> Sessi
         session = Session.model_validate(raw).resolve_paths(path.parent)
     except ValidationError as exc:
         raise ManifestError(f"{path}: {_error_text(exc)}") from exc
+    if registered_only:
+        try:
+            session.check_assay()
+        except ManifestError as exc:
+            raise ManifestError(f"{path}: {exc}") from exc
     if check_files:
         session.check_files()
     return session
@@ -312,12 +330,14 @@ MANIFEST_COLUMNS = (
 REQUIRED_COLUMNS = ("session_id", "animal_id", "group", "timepoint", "assay", "fps")
 
 
-def read_manifest(path: str | Path, *, check_files: bool = True) -> list[Session]:
+def read_manifest(path: str | Path, *, check_files: bool = True, registered_only: bool = True) -> list[Session]:
     """Read and validate a manifest CSV: one row per session.
 
     Every row is checked before anything is returned; all problems are reported at once, each with
     its line number in the file (the header is line 1): unknown columns, unknown assays, fps <= 0,
-    duplicate session ids, missing video / pose / events files, invalid events.
+    duplicate session ids, missing video / pose / events files, invalid events, an input the assay
+    needs but the row does not give. ``registered_only=False`` accepts assays no module registered
+    (the synthetic rig simulates some ahead of their extractors).
 
     Raises
     ------
@@ -357,6 +377,8 @@ def read_manifest(path: str | Path, *, check_files: bool = True) -> list[Session
             if row.get("events"):
                 fields["events"] = read_events(_resolve(path.parent, row["events"]))
             session = Session.model_validate(fields).resolve_paths(path.parent)
+            if registered_only:
+                session.check_assay()
             if check_files:
                 session.check_files()
         except ValidationError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from behavior.session import Session
+from behavior.session import ManifestError, Session
 from pose_models.video import VIDEO_SUFFIXES
 
 __all__ = [
@@ -110,9 +110,12 @@ def validate_metadata(metadata: dict[str, Any], filename: str) -> tuple[Session,
     meta[kind] = name
     try:
         session = Session.model_validate(meta)
+        session.check_assay()  # a registered assay, and the inputs it needs (a video, events...)
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'metadata'}: {e['msg']}" for e in exc.errors())
         raise UploadError(422, f"invalid session metadata: {errors}") from exc
+    except ManifestError as exc:
+        raise UploadError(422, f"invalid session metadata: {exc}") from exc
     return session, kind
 
 

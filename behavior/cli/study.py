@@ -27,7 +27,7 @@ def _score_and_report(
     workers: int,
     scheduler: str | None,
     overrides: list[str],
-    model: Path | None,
+    model: dict[str, Path] | None,
     battery: str,
     unblind: Path | None,
     title: str,
@@ -95,7 +95,45 @@ def _score_and_report(
     for warning in completeness(result.measures):
         err_console.print(f"[yellow]warning[/yellow]: {warning}")
     if result.failures.shape[0] == len(sessions):
-        raise RuntimeError("no session could be scored")
+        raise StudyError(_why_none_scored(result.failures))
+
+
+class StudyError(ValueError):
+    """No session of a study could be scored: bad input, so exit 2 with the reasons."""
+
+
+def _why_none_scored(failures, shown: int = 5) -> str:
+    """One line: every session failed, and why (the first few, then how many more)."""
+    reasons = [f"{f.session_id}: {f.error}" for f in failures.itertuples()]
+    more = f"; and {len(reasons) - shown} more (see failures.csv)" if len(reasons) > shown else ""
+    return f"no session could be scored: {'; '.join(reasons[:shown])}{more}"
+
+
+def parse_models(values: list[str] | None) -> dict[str, Path] | None:
+    """``--model`` values: ``DIR`` (every assay) or ``ASSAY=DIR`` (that assay's sessions), repeatable.
+
+    Raises
+    ------
+    ValueError
+        For an assay no module registered, or two models given for one assay.
+    """
+    from behavior.assays import get_assay
+
+    if not values:
+        return None
+    out: dict[str, Path] = {}
+    for value in values:
+        assay, sep, folder = value.partition("=")
+        if not sep:
+            assay, folder = "", value
+        elif not Path(value).exists():
+            get_assay(assay)  # an unknown assay names the registered ones
+        else:
+            assay, folder = "", value  # a folder whose name holds "="
+        if assay in out:
+            raise ValueError(f"--model: expected one model per assay, got two for {assay or 'the default'!r}")
+        out[assay] = Path(folder)
+    return out
 
 
 def score(
@@ -103,7 +141,13 @@ def score(
     out: Annotated[Path, typer.Option("--out", help="Output folder (results are cached here per session).")],
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786).")] = None,
-    model: Annotated[Path | None, typer.Option(help="Pose model for sessions with a video and no pose file.")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Pose model for sessions with a video, no pose file and no model column: DIR for every assay, "
+            "or ASSAY=DIR (repeatable: a face model for grimace, a paw model for the rest)."
+        ),
+    ] = None,
     battery: Annotated[str, typer.Option(help="Battery config (configs/battery/NAME.yaml).")] = "default",
     unblind: Annotated[
         Path | None, typer.Option(help="Blinding key CSV code,group: names shown in the report.")
@@ -118,7 +162,7 @@ def score(
         workers=workers,
         scheduler=scheduler,
         overrides=set_ or [],
-        model=model,
+        model=parse_models(model),
         battery=battery,
         unblind=unblind,
         title=title,
@@ -176,14 +220,14 @@ def demo(
     import torch
 
     from behavior import synthetic
-    from behavior.features import EXTRACTORS
+    from behavior.assays import registered_assays
     from behavior.synthetic.training import labelled_frames
     from pose_models.nets.model import ModelConfig, TrainConfig
     from pose_models.train import train_model
 
     out.mkdir(parents=True, exist_ok=True)
     study_dir = out / "study"
-    assays = tuple(a for a in synthetic.SIMULATORS if a in EXTRACTORS)
+    assays = tuple(a for a in synthetic.SIMULATORS if a in registered_assays())
     with progress_bar() as progress:
         task = progress.add_task("simulating study", total=None)
         manifest = synthetic.simulate_study(

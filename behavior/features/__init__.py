@@ -1,14 +1,15 @@
-"""Assay feature extractors: one module per assay family, each registering under its assay name.
+"""Assay feature extractors: one module per assay family, each registering its :class:`AssaySpec`.
 
-An extractor turns one session's poses (and, where needed, its video and events) into session-level
-:class:`Measure` rows plus per-trial or per-frame tables; ``behavior.pipeline.run_session`` looks it
-up in :data:`EXTRACTORS` by the session's assay. Feature functions inside the modules are pure.
+An extractor turns one session's inputs (poses when the assay needs them, the video, events) into
+session-level :class:`Measure` rows, per-trial or per-frame tables and quality figures;
+``behavior.pipeline.run_session`` finds it through :func:`behavior.assays.get_assay`. Feature
+functions inside the modules are pure.
 """
 
 from __future__ import annotations
 
-# Assay modules register their extractors on import.
-from behavior.features import evoked  # noqa: F401  (after base: evoked registers into it)
-from behavior.features.base import EXTRACTORS, AssayResult, Measure, register_extractor
+# Assay modules register their specs on import (behavior.assays imports this package to load them).
+from behavior.features import evoked  # noqa: F401
+from behavior.features.base import AssayResult, Measure
 
-__all__ = ["EXTRACTORS", "AssayResult", "Measure", "register_extractor"]
+__all__ = ["AssayResult", "Measure"]

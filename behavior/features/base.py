@@ -1,13 +1,16 @@
-"""The extractor contract shared by every assay module: :class:`Measure`, :class:`AssayResult`, registry."""
+"""The extractor contract shared by every assay module: :class:`Measure` and :class:`AssayResult`.
+
+Assays register an :class:`behavior.assays.AssaySpec` (their extractor among its fields).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["EXTRACTORS", "MEASURE_COLUMNS", "AssayResult", "Measure", "register_extractor"]
+__all__ = ["MEASURE_COLUMNS", "AssayResult", "Measure"]
 
 MEASURE_COLUMNS = ("measure", "value", "unit", "n", "quality")
 
@@ -25,25 +28,18 @@ class Measure:
 
 @dataclass
 class AssayResult:
-    """What an extractor returns for one session: measures plus per-trial/per-frame tables."""
+    """What an extractor returns for one session: measures, per-trial/per-frame tables, quality figures.
+
+    ``quality`` holds the assay's own data-quality figures (JSON-able: numbers, strings, lists of
+    records), merged into the session's quality row beside the pipeline's generic ones.
+    """
 
     measures: list[Measure]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
 
     def measures_frame(self) -> pd.DataFrame:
         """The measures as a DataFrame with :data:`MEASURE_COLUMNS`."""
         return pd.DataFrame([asdict(m) for m in self.measures], columns=list(MEASURE_COLUMNS))
 
 
-#: Extractors by assay name; each is ``fn(poses, session, config, *, video=None) -> AssayResult``.
-EXTRACTORS: dict[str, Callable[..., AssayResult]] = {}
-
-
-def register_extractor(assay: str) -> Callable[[Callable[..., AssayResult]], Callable[..., AssayResult]]:
-    """Register an extractor for ``assay`` (a decorator)."""
-
-    def decorate(fn: Callable[..., AssayResult]) -> Callable[..., AssayResult]:
-        EXTRACTORS[assay] = fn
-        return fn
-
-    return decorate

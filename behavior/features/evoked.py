@@ -15,13 +15,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from behavior.config import apply_overrides, load_config
-from behavior.features.base import AssayResult, Measure, register_extractor
+from behavior.assays import AssaySpec, MeasureSpec, register_assay
+from behavior.features.base import AssayResult, Measure
 from behavior.features.paws import FEATURES, PawsParams, paw_features, track_from_poses
 from behavior.features.von_frey import FilamentSeries, SequenceError, sudo_threshold, updown_threshold
-from behavior.features.withdrawal import UNKNOWN_OUTCOMES, WithdrawalParams, withdrawal_trials
+from behavior.features.withdrawal import UNKNOWN_OUTCOMES, WithdrawalParams, count_trials, withdrawal_trials
 from behavior.session import Session
 
 __all__ = [
@@ -43,7 +43,6 @@ class HargreavesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     assay: Literal["hargreaves"] = "hargreaves"
-    domain: Literal["evoked"] = "evoked"
     paw_keypoints: dict[Literal["left", "right"], str]
     cutoff_s: float = Field(20.0, gt=0)
     light_roi: dict[Literal["left", "right"], list[int]] | None = None
@@ -55,7 +54,6 @@ class VonFreyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     assay: Literal["von_frey"] = "von_frey"
-    domain: Literal["evoked"] = "evoked"
     paw_keypoints: dict[Literal["left", "right"], str]
     series: str = "chaplan8"
     method: Literal["updown", "sudo"] = "updown"
@@ -69,37 +67,23 @@ class PawsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     assay: Literal["paws"] = "paws"
-    domain: Literal["evoked"] = "evoked"
     paw: str
     reference: tuple[str, str] | None = None
     reference_mm: float | None = Field(None, gt=0)
     features: PawsParams = PawsParams()
 
 
-_CONFIGS: dict[str, type[BaseModel]] = {
-    "hargreaves": HargreavesConfig,
-    "von_frey": VonFreyConfig,
-    "paws": PawsConfig,
-}
-
-
 def assay_config(assay: str, overrides: Sequence[str] = (), path: str | Path | None = None) -> BaseModel:
-    """Load and validate an assay's config, with dotted ``key=value`` overrides applied.
+    """An assay's config with dotted ``key=value`` overrides (:meth:`behavior.assays.AssaySpec.load_config`).
 
     Raises
     ------
     ValueError
         On an unknown assay, an unknown key (typo) or an invalid value, naming it.
     """
-    if assay not in _CONFIGS:
-        raise ValueError(f"no evoked config for assay {assay!r}, expected one of {sorted(_CONFIGS)}")
-    data = apply_overrides(load_config("assays", path or assay), overrides)
-    try:
-        return _CONFIGS[assay].model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{assay} config: {where}: {err['msg']}") from exc
+    from behavior.assays import get_assay
+
+    return get_assay(assay).load_config(overrides, path)
 
 
 def stimulus_events(session: Session, config: HargreavesConfig | VonFreyConfig, video: Path | None) -> pd.DataFrame:
@@ -158,6 +142,26 @@ def _not_scored(t: pd.DataFrame) -> str:
     return f"not scored {total}/{len(t)} ({reasons})"
 
 
+def _trial_quality(trials: pd.DataFrame, poses: xr.Dataset, min_confidence: float) -> dict[str, object]:
+    """The evoked quality figures: trials by outcome (per measure too) and the low-confidence share."""
+    counts = count_trials(trials)
+    quality: dict[str, object] = {
+        "low_confidence_fraction": _low_confidence_fraction(poses, min_confidence),
+        "trials": len(trials),
+        "censored_trials": sum(int(c["censored"]) for c in counts),
+    }
+    for reason in UNKNOWN_OUTCOMES:  # outcome unknown: not scored, left out of the means
+        quality[f"{reason}_trials"] = sum(int(c[reason]) for c in counts)
+    quality["trial_counts"] = counts
+    return quality
+
+
+def _low_confidence_fraction(poses: xr.Dataset, min_confidence: float) -> float:
+    """Share of keypoint readings below the confidence the withdrawal detector needs."""
+    conf = poses["confidence"].values
+    return float(np.mean(np.nan_to_num(conf, nan=0.0) < min_confidence))
+
+
 def _label_trials(trials: pd.DataFrame, stem: str, unit: str, injured: str | None) -> pd.DataFrame:
     """The trials table with the measure each trial feeds (``measure``), for per-measure counts."""
     out = trials.copy()
@@ -167,7 +171,6 @@ def _label_trials(trials: pd.DataFrame, stem: str, unit: str, injured: str | Non
     return out
 
 
-@register_extractor("hargreaves")
 def extract_hargreaves(
     poses: xr.Dataset, session: Session, config: HargreavesConfig, *, video: Path | None = None
 ) -> AssayResult:
@@ -199,13 +202,14 @@ def extract_hargreaves(
         quality = "; ".join(p for p in parts if p) or "ok"
         value = float(scored["latency_s"].mean()) if len(scored) else math.nan
         values[side] = (value, len(scored), quality)
+    labelled = _label_trials(trials, "latency", "s", session.side)
     return AssayResult(
         measures=_per_side("latency", "s", values, session.side, difference=True),
-        tables={"trials": _label_trials(trials, "latency", "s", session.side)},
+        tables={"trials": labelled},
+        quality=_trial_quality(labelled, poses, config.withdrawal.min_confidence),
     )
 
 
-@register_extractor("von_frey")
 def extract_von_frey(
     poses: xr.Dataset, session: Session, config: VonFreyConfig, *, video: Path | None = None
 ) -> AssayResult:
@@ -252,21 +256,129 @@ def extract_von_frey(
             values[side] = (r.threshold_g, len(t), f"{r.pattern} {r.flag}".strip())
         except SequenceError as exc:
             values[side] = (math.nan, len(t), str(exc))
+    labelled = _label_trials(trials, "threshold", "g", session.side)
     return AssayResult(
         measures=_per_side("threshold", "g", values, session.side, difference=False),
-        tables={"trials": _label_trials(trials, "threshold", "g", session.side)},
+        tables={"trials": labelled},
+        quality=_trial_quality(labelled, poses, config.withdrawal.min_confidence),
     )
 
 
-@register_extractor("paws")
+def _paws_unit(name: str) -> str:
+    return "count" if name.endswith("shakes") else ("mm/s" if name.endswith("mm_s") else name.rsplit("_", 1)[-1])
+
+
 def extract_paws(poses: xr.Dataset, session: Session, config: PawsConfig, *, video: Path | None = None) -> AssayResult:
     """Kinematic features of one high-speed withdrawal clip."""
     x, h, _ = track_from_poses(
         poses, config.paw, reference=config.reference, reference_mm=config.reference_mm, px_per_mm=session.px_per_mm
     )
     features = paw_features(x, h, session.fps, config.features)
-    measures = []
-    for name in FEATURES:
-        unit = "count" if name.endswith("shakes") else ("mm/s" if name.endswith("mm_s") else name.rsplit("_", 1)[-1])
-        measures.append(Measure(name, features[name], unit))
-    return AssayResult(measures=measures, tables={"features": pd.DataFrame([features])})
+    measures = [Measure(name, features[name], _paws_unit(name)) for name in FEATURES]
+    return AssayResult(
+        measures=measures,
+        tables={"features": pd.DataFrame([features])},
+        quality={"low_confidence_fraction": _low_confidence_fraction(poses, 0.5)},
+    )
+
+
+# ------------------------------------------------------------------------------------ registration
+
+
+def _detection_text(w: WithdrawalParams) -> str:
+    return (
+        f"the first frame from which the stimulated paw's keypoint stays beyond the larger of a fixed distance "
+        f"and {w.noise_factor:g} robust SDs of its resting jitter for {w.min_frames} frames (a run reaching the "
+        "window's end is confirmed on the frames after it, never counted short)"
+    )
+
+
+def _unknown_text(w: WithdrawalParams) -> str:
+    return (
+        "Trials whose outcome is unknown are neither responses nor non-responses: paw untracked before the "
+        "onset (no_baseline), more than "
+        f"{100 * w.max_untracked_fraction:g} % of the frames searched untracked after filling gaps of up to "
+        f"{w.max_gap_frames} frames, or the paw lost right before it is seen withdrawn, right after it is seen "
+        "displaced or until the window's end (untracked), the video ending before the window with no withdrawal "
+        "seen (recording_ended), or the next stimulus of the same paw starting before the cut-off with no "
+        "withdrawal seen (interrupted; a von Frey application ends at the next one)"
+    )
+
+
+def _hargreaves_methods(config: HargreavesConfig) -> str:
+    w = config.withdrawal
+    return (
+        f"Hargreaves: withdrawal latency after each heat onset, {_detection_text(w)}; a trial without withdrawal "
+        f"by the {config.cutoff_s:g} s cut-off is censored and enters the paw's mean at the cut-off. "
+        f"{_unknown_text(w)}; they are left out of the mean and counted per measure in the data-quality table."
+    )
+
+
+def _von_frey_methods(config: VonFreyConfig) -> str:
+    w = config.withdrawal
+    return (
+        f"von Frey: 50 % thresholds by the up-down method (Chaplan 1994, Dixon's k table) from withdrawals "
+        f"while each filament is applied (up to {config.response_window_s:g} s, and {config.off_grace_s:g} s "
+        f"after its removal), {_detection_text(w)}. {_unknown_text(w)}; an application of unknown outcome stops "
+        "the paw's series, whose threshold is then missing (NaN) with the reason in its quality, and is counted in "
+        "the data-quality table."
+    )
+
+
+def _paw_keypoints(config: HargreavesConfig | VonFreyConfig) -> list[str]:
+    return list(config.paw_keypoints.values())
+
+
+_OUTCOME_LABELS = {
+    "responded": "responses",
+    "censored": "censored (at the cut-off)",
+    "no_baseline": "not scored: untracked before onset",
+    "recording_ended": "not scored: video ended",
+    "untracked": "not scored: untracked in window",
+    "interrupted": "not scored: next stimulus before cut-off",
+}
+_TRIAL_QUALITY = ("low_confidence_fraction", "trials", "censored_trials", *(f"{q}_trials" for q in UNKNOWN_OUTCOMES))
+
+register_assay(
+    AssaySpec(
+        name="hargreaves",
+        domain="evoked",
+        config_model=HargreavesConfig,
+        extract=extract_hargreaves,
+        measures=(
+            MeasureSpec("latency_{side}_s", "s", "mean withdrawal latency of the paw (left/right, or ipsi/contra)"),
+            MeasureSpec("latency_ipsi_minus_contra_s", "s", "ipsilateral minus contralateral latency"),
+        ),
+        keypoints=_paw_keypoints,
+        quality_figures=_TRIAL_QUALITY,
+        methods=_hargreaves_methods,
+        labels=_OUTCOME_LABELS,
+        description="Hargreaves / hot plate: latency from heat onset to paw withdrawal, censored at the cut-off",
+    )
+)
+register_assay(
+    AssaySpec(
+        name="von_frey",
+        domain="evoked",
+        config_model=VonFreyConfig,
+        extract=extract_von_frey,
+        measures=(MeasureSpec("threshold_{side}_g", "g", "50 % paw-withdrawal threshold (up-down or SUDO)"),),
+        keypoints=_paw_keypoints,
+        quality_figures=_TRIAL_QUALITY,
+        methods=_von_frey_methods,
+        labels=_OUTCOME_LABELS,
+        description="von Frey filaments: 50 % withdrawal threshold by the up-down method or SUDO",
+    )
+)
+register_assay(
+    AssaySpec(
+        name="paws",
+        domain="evoked",
+        config_model=PawsConfig,
+        extract=extract_paws,
+        measures=tuple(MeasureSpec(name, _paws_unit(name)) for name in FEATURES),
+        keypoints=lambda config: [config.paw, *(config.reference or ())],
+        quality_figures=("low_confidence_fraction",),
+        description="PAWS-like sub-second withdrawal kinematics from high-speed video",
+    )
+)

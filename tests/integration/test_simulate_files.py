@@ -68,7 +68,7 @@ def test_burrowing_is_written_as_a_time_lapse(tmp_path):
     clip = simulate_clip("burrowing", seed=1, duration_s=1200.0)
     paths = write_clip(clip, tmp_path)
     assert probe_video(paths["video"]).fps == pytest.approx(10.0)  # plays back at playback_fps
-    session = read_session_sidecar(paths["sidecar"])
+    session = read_session_sidecar(paths["sidecar"], registered_only=False)  # the rig simulates ahead of extractors
     assert session.fps == pytest.approx(1 / 20.0)  # frame / fps = real test time
     poses = load_poses(paths["pose"], fps=session.fps)
     assert float(poses["time"].values[-1]) == pytest.approx(1200.0)
@@ -81,7 +81,7 @@ def test_simulate_writes_n_clips_and_reports_progress(tmp_path):
     )
     assert calls == [(1, 2), (2, 2)]
     assert [p.name for p in sidecars] == ["grimace_s5_000.json", "grimace_s5_001.json"]
-    frames = [next(iter(VideoReader(read_session_sidecar(p).video))) for p in sidecars]
+    frames = [next(iter(VideoReader(read_session_sidecar(p, registered_only=False).video))) for p in sidecars]
     assert not np.array_equal(frames[0], frames[1])
     with pytest.raises(ValueError, match="unknown parameter"):
         simulate("grimace", tmp_path / "bad", eye_open=0.3)
@@ -92,7 +92,7 @@ def test_simulate_writes_n_clips_and_reports_progress(tmp_path):
 def test_simulate_study_writes_a_readable_manifest_and_truth(tmp_path):
     timepoints = ("baseline", "d7")
     manifest = simulate_study(tmp_path, seed=3, animals_per_group=1, timepoints=timepoints)
-    sessions = read_manifest(manifest)
+    sessions = read_manifest(manifest, registered_only=False)  # gait, grimace... are simulated ahead of extractors
     assert len(sessions) == 3 * 2 * 6  # animal x timepoint x assay
     assert len({(s.animal_id, s.timepoint, s.assay) for s in sessions}) == len(sessions)
     df = pd.read_csv(manifest, keep_default_na=False)
@@ -114,7 +114,7 @@ def test_simulate_study_writes_a_readable_manifest_and_truth(tmp_path):
     assert (evoked.events != "").all() and (df[~df.index.isin(evoked.index)].events == "").all()
     by_id = {s.session_id: s for s in sessions}
     for row in evoked.itertuples():
-        sidecar = read_session_sidecar(tmp_path / f"{row.session_id}.json")
+        sidecar = read_session_sidecar(tmp_path / f"{row.session_id}.json", registered_only=False)
         assert by_id[row.session_id].events == sidecar.events
     truth = pd.read_csv(tmp_path / "study_truth.csv")
     plan = plan_study(seed=3, animals_per_group=1, timepoints=timepoints).truth

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from behavior.features import EXTRACTORS
+from behavior.assays import get_assay
 from behavior.features.evoked import assay_config
 from behavior.features.von_frey import FilamentSeries, updown_threshold
 from behavior.session import ManifestError, events_from_ttl
@@ -24,7 +24,7 @@ def test_hargreaves_ipsi_contra_latencies_and_censoring():
         session_fields={"side": "right"},
     )
     config = assay_config("hargreaves", ["cutoff_s=12"])
-    result = EXTRACTORS["hargreaves"](clip.poses, clip.session, config)
+    result = get_assay("hargreaves").extract(clip.poses, clip.session, config)
     m = {x.measure: x for x in result.measures}
     truth = {t["trial"]: t for t in clip.truth["trials"]}
     ipsi = np.mean([truth[0]["latency_s"], truth[2]["latency_s"]])
@@ -44,11 +44,11 @@ def test_hargreaves_onsets_from_the_light_when_the_session_has_no_events(tmp_pat
     roi = clip.truth["roi_by_side"]
     config = assay_config("hargreaves", [f"light_roi={{left: {roi['left']}, right: {roi['right']}}}"])
     session = clip.session.model_copy(update={"events": []})
-    result = EXTRACTORS["hargreaves"](clip.poses, session, config, video=paths["video"])
+    result = get_assay("hargreaves").extract(clip.poses, session, config, video=paths["video"])
     m = {x.measure: x.value for x in result.measures}
     assert m["latency_ipsi_s"] == pytest.approx(clip.truth["trials"][0]["latency_s"], abs=2 / 15)
     with pytest.raises(ValueError, match="expected stimulus_on events"):
-        EXTRACTORS["hargreaves"](clip.poses, session, assay_config("hargreaves"))
+        get_assay("hargreaves").extract(clip.poses, session, assay_config("hargreaves"))
 
 
 def test_von_frey_threshold_from_video_equals_the_up_down_of_the_planted_responses():
@@ -56,7 +56,7 @@ def test_von_frey_threshold_from_video_equals_the_up_down_of_the_planted_respons
     clip = simulate_clip(
         "von_frey", seed=1, filaments_g=forces, responses=list(responses), session_fields={"side": "left"}
     )
-    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey"))
+    result = get_assay("von_frey").extract(clip.poses, clip.session, assay_config("von_frey"))
     m = {x.measure: x for x in result.measures}
     expected = updown_threshold(forces, list(responses), FilamentSeries.load("chaplan8")).threshold_g
     stimulated = "ipsi" if clip.truth["trials"][0]["side"] == "left" else "contra"
@@ -66,7 +66,7 @@ def test_von_frey_threshold_from_video_equals_the_up_down_of_the_planted_respons
 
 def test_von_frey_unfinished_series_is_reported_not_raised():
     clip = simulate_clip("von_frey", seed=1, filaments_g=[2.0, 4.0], responses=["O", "X"])
-    result = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey"))
+    result = get_assay("von_frey").extract(clip.poses, clip.session, assay_config("von_frey"))
     (measure,) = result.measures
     assert math.isnan(measure.value) and "too few applications" in measure.quality
 
@@ -98,7 +98,7 @@ def test_hargreaves_trial_cut_short_by_the_video_end_leaves_the_mean_and_is_coun
     fps = clip.session.fps
     second = clip.truth["trials"][1]
     cut = clip.poses.isel(time=slice(0, second["onset_frame"] + round(3 * fps) + 1))
-    result = EXTRACTORS["hargreaves"](cut, clip.session, assay_config("hargreaves"))
+    result = get_assay("hargreaves").extract(cut, clip.session, assay_config("hargreaves"))
     m = {x.measure: x for x in result.measures}
     trials = result.tables["trials"]
     assert trials["quality"].tolist() == ["ok", "recording_ended"]
@@ -115,7 +115,7 @@ def test_hargreaves_paw_with_only_unknown_trials_is_nan_not_a_latency():
     conf = poses["confidence"].loc[{"keypoints": "right_hind"}].values
     conf[onset + 2 :] = 0.0  # lost just after the onset
     poses["confidence"].loc[{"keypoints": "right_hind"}] = conf
-    (measure,) = EXTRACTORS["hargreaves"](poses, clip.session, assay_config("hargreaves")).measures
+    (measure,) = get_assay("hargreaves").extract(poses, clip.session, assay_config("hargreaves")).measures
     assert math.isnan(measure.value) and measure.n == 0 and "untracked 1" in measure.quality
 
 
@@ -125,7 +125,7 @@ def test_von_frey_unscorable_application_stops_the_series_with_its_reason():
     forces, responses = [2.0, 4.0, 2.0, 4.0, 2.0, 4.0], "OXOXOX"
     clip = simulate_clip("von_frey", seed=1, filaments_g=forces, responses=list(responses))
     series = FilamentSeries.load("chaplan8")
-    full = EXTRACTORS["von_frey"](clip.poses, clip.session, assay_config("von_frey"))
+    full = get_assay("von_frey").extract(clip.poses, clip.session, assay_config("von_frey"))
     (intact,) = full.measures
     assert intact.value == pytest.approx(2.8045, abs=1e-3)
     assert updown_threshold(forces, list("OXOXOO"), series).threshold_g == pytest.approx(3.6723, abs=1e-3)
@@ -135,7 +135,7 @@ def test_von_frey_unscorable_application_stops_the_series_with_its_reason():
     conf = poses["confidence"].loc[{"keypoints": paw}].values
     conf[last["onset_frame"] + 2 :] = 0.0  # one frame after the onset, then the paw is lost
     poses["confidence"].loc[{"keypoints": paw}] = conf
-    result = EXTRACTORS["von_frey"](poses, clip.session, assay_config("von_frey"))
+    result = get_assay("von_frey").extract(poses, clip.session, assay_config("von_frey"))
     (measure,) = result.measures
     assert result.tables["trials"]["quality"].tolist() == ["ok"] * 5 + ["untracked"]
     assert math.isnan(measure.value)

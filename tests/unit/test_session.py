@@ -140,7 +140,9 @@ def test_sidecar_round_trip_with_inline_events(tmp_path):
 def test_sidecar_finds_its_video_by_stem_and_rejects_typos(tmp_path):
     (tmp_path / "rec.mp4").write_bytes(b"\x00")
     (tmp_path / "rec.json").write_text(
-        json.dumps({"session_id": "r", "animal_id": "a", "group": "g", "timepoint": "t", "assay": "gait", "fps": 60})
+        json.dumps(
+            {"session_id": "r", "animal_id": "a", "group": "g", "timepoint": "t", "assay": "hargreaves", "fps": 60}
+        )
     )
     assert read_session_sidecar(tmp_path / "rec.json").video == (tmp_path / "rec.mp4").resolve()
     (tmp_path / "typo.json").write_text(
@@ -150,7 +152,7 @@ def test_sidecar_finds_its_video_by_stem_and_rejects_typos(tmp_path):
                 "animal_id": "a",
                 "group": "g",
                 "timepoint": "t",
-                "assay": "gait",
+                "assay": "hargreaves",
                 "fsp": 60,
                 "video": "rec.mp4",
             }

@@ -1,0 +1,285 @@
+"""The assay registry: every assay is a plug-in that registers one :class:`AssaySpec`.
+
+A spec says everything the spine needs to run an assay without naming it: its name and battery domain
+(written here once), its strict config model and file, what it needs from a session (poses and which
+keypoints, the video, events), its extractor, the measures it produces (with units), and optionally
+what it adds to the methods text and to the study report. The orchestrator
+(:func:`behavior.pipeline.run_session`), batch scoring, the service and the report read this registry.
+
+Built-in assays live in ``behavior.features`` and register on import. A lab's own assay registers the
+same way from its own module, named in ``PAINBATTERY_ASSAY_MODULES`` (comma separated) or under the
+``painbattery.assays`` entry-point group, so batch scoring, the service worker and the watch folder
+load it in every process they start.
+
+>>> spec = get_assay("hargreaves")
+>>> spec.domain, [m.name for m in spec.measures][:2]
+('evoked', ['latency_{side}_s', 'latency_ipsi_minus_contra_s'])
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from behavior.features.base import AssayResult
+    from behavior.session import Session
+
+__all__ = [
+    "ASSAY_MODULES_ENV",
+    "DOMAINS",
+    "AssayConfigError",
+    "AssaySpec",
+    "MeasureSpec",
+    "ReportContext",
+    "ReportItem",
+    "UnknownAssayError",
+    "assay_names",
+    "get_assay",
+    "register_assay",
+    "registered_assays",
+]
+
+Domain = Literal["evoked", "spontaneous", "affective"]
+DOMAINS: tuple[str, ...] = ("evoked", "spontaneous", "affective")
+ASSAY_MODULES_ENV = "PAINBATTERY_ASSAY_MODULES"
+ENTRY_POINT_GROUP = "painbattery.assays"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class UnknownAssayError(ValueError):
+    """An assay name no module registered; the message lists the registered ones."""
+
+
+class AssayConfigError(ValueError):
+    """An assay config with an unknown key (a typo) or an invalid value; the message names it."""
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """A measure an assay produces: its name (``{side}`` stands for left/right/ipsi/contra), unit, meaning."""
+
+    name: str
+    unit: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """Something an assay adds to the study report, placed in its domain's section.
+
+    A figure (``png_base64``) or a table (``columns`` and ``rows`` of plain values, escaped when the
+    report is rendered).
+    """
+
+    title: str
+    png_base64: str | None = None
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What an assay's report hook gets: the study's tables and where per-session tables were written."""
+
+    measures: pd.DataFrame
+    quality: pd.DataFrame
+    out_dir: Path | None
+    group_names: dict[str, str] = field(default_factory=dict)
+
+    def session_table(self, session_id: str, name: str) -> pd.DataFrame | None:
+        """A per-session table the extractor returned (``sessions/<id>/<name>.csv``), if it was written."""
+        import pandas as pd
+
+        if self.out_dir is None:
+            return None
+        path = self.out_dir / "sessions" / session_id / f"{name}.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
+
+Extractor = Callable[..., "AssayResult"]
+
+
+@dataclass(frozen=True)
+class AssaySpec:
+    """One assay, as the spine sees it.
+
+    Parameters
+    ----------
+    name
+        The assay name sessions use (``hargreaves``); lower case, digits, ``_``.
+    domain
+        Battery domain: evoked, spontaneous or affective. Written only here.
+    config_model
+        Strict pydantic model of the assay's config (``extra="forbid"``).
+    extract
+        ``extract(poses, session, config, *, video=None) -> AssayResult``; ``poses`` is None when the
+        assay needs none. It returns its measures, tables and quality figures.
+    measures
+        The measures it produces (for ``painbattery assays`` and the docs).
+    needs_poses
+        Whether the session needs poses (a pose file, or a video and a pose model).
+    keypoints
+        ``keypoints(config) -> names`` the poses must hold (checked before extraction).
+    needs_video, needs_events
+        Whether the session must name a video / carry events.
+    config_file
+        The YAML file; default ``configs/assays/<name>.yaml`` of the package. ``None`` values in the
+        model's defaults are used when the file does not exist and the model needs nothing more.
+    quality_figures
+        Names of the quality figures the extractor reports (documentation and report columns).
+    methods
+        ``methods(config) -> str``: the assay's sentence(s) for the report's methods text.
+    report
+        ``report(context) -> list[ReportItem]``: figures or tables of its own for the study report.
+    labels
+        Human labels of its quality figures and trial outcomes, for the report's tables.
+    description
+        One line for ``painbattery assays``.
+    """
+
+    name: str
+    domain: Domain
+    config_model: type[BaseModel]
+    extract: Extractor
+    measures: tuple[MeasureSpec, ...] = ()
+    needs_poses: bool = True
+    keypoints: Callable[[BaseModel], Sequence[str]] | None = None
+    needs_video: bool = False
+    needs_events: bool = False
+    config_file: Path | None = None
+    quality_figures: tuple[str, ...] = ()
+    methods: Callable[[BaseModel], str] | None = None
+    report: Callable[[ReportContext], list[ReportItem]] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"expected an assay name of lower-case letters, digits and _, got {self.name!r}")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"assay {self.name}: expected a domain in {DOMAINS}, got {self.domain!r}")
+
+    @property
+    def config_path(self) -> Path:
+        """Where the assay's YAML config lives."""
+        if self.config_file is not None:
+            return Path(self.config_file)
+        from behavior.config import config_dir
+
+        return config_dir() / "assays" / f"{self.name}.yaml"
+
+    def load_config(self, overrides: Sequence[str] = (), path: str | Path | None = None) -> BaseModel:
+        """The assay's config from its YAML file (or ``path``), with dotted ``key=value`` overrides.
+
+        Raises
+        ------
+        AssayConfigError
+            For an unknown key (a typo) or an invalid value, naming the key.
+        """
+        from behavior.config import apply_overrides, load_config
+
+        source = Path(path) if path is not None else self.config_path
+        data: dict[str, Any] = load_config("assays", source) if source.is_file() or path is not None else {}
+        data = apply_overrides(data, list(overrides))
+        try:
+            return self.config_model.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            raise AssayConfigError(f"{self.name} config: {where}: {err['msg']}") from exc
+
+    def config_text(self) -> str | None:
+        """The config file's text (part of the cache key), or None if the assay has no file."""
+        try:
+            return self.config_path.read_text()
+        except OSError:
+            return None
+
+    def inputs(self) -> list[str]:
+        """What a session of this assay must provide, in words (``painbattery assays``)."""
+        out = []
+        if self.needs_poses:
+            out.append("poses (pose file, or video + pose model)")
+        if self.needs_video:
+            out.append("video")
+        if self.needs_events:
+            out.append("events")
+        return out
+
+    def missing_inputs(self, session: Session) -> list[str]:
+        """What ``session`` lacks of :meth:`inputs`, in words (empty when it has everything)."""
+        missing = []
+        if self.needs_video and session.video is None:
+            missing.append("a video")
+        if self.needs_poses and session.pose is None and session.video is None:
+            missing.append("a pose file (or a video and a pose model)")
+        if self.needs_events and not session.events:
+            missing.append("events")
+        return missing
+
+
+_REGISTRY: dict[str, AssaySpec] = {}
+_LOADED = False
+
+
+def register_assay(spec: AssaySpec) -> AssaySpec:
+    """Register an assay (called by its module at import). Registering a name twice replaces it."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    """Import the built-in assay modules, then any named by the environment or by entry points."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    importlib.import_module("behavior.features")
+    names = [m.strip() for m in os.environ.get(ASSAY_MODULES_ENV, "").split(",") if m.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise UnknownAssayError(
+                f"{ASSAY_MODULES_ENV} names module {name!r}, which cannot be imported: {exc}"
+            ) from exc
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def registered_assays() -> dict[str, AssaySpec]:
+    """Every registered assay by name (built-in and plug-in modules loaded on first call)."""
+    _load_plugins()
+    return dict(_REGISTRY)
+
+
+def assay_names() -> list[str]:
+    """The registered assay names, sorted."""
+    return sorted(registered_assays())
+
+
+def get_assay(name: str) -> AssaySpec:
+    """The spec of a registered assay.
+
+    Raises
+    ------
+    UnknownAssayError
+        If no module registered ``name``; the message lists the registered assays.
+    """
+    specs = registered_assays()
+    if name not in specs:
+        raise UnknownAssayError(f"unknown assay {name!r}, expected one of {sorted(specs)}")
+    return specs[name]
