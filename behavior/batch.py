@@ -174,7 +174,7 @@ def score_study(
 
     ``model`` is the pose model for sessions with a video, no pose file and no model of their own: one
     folder for every assay, or a mapping assay -> folder (``""``: the default for the other assays),
-    since a study may film faces and paws with different cameras.
+    since a study may film different body parts with different cameras.
 
     Returns
     -------

@@ -62,8 +62,10 @@ def session_key(session: Session, overrides: tuple[str, ...] = ()) -> str:
     Any change to the video, pose file, model weights, events or parameters changes the key, so a
     re-run scores exactly the sessions whose inputs changed.
     """
+    # a session without a roi keeps the key it had before sessions could name one
+    exclude = {"video", "pose", "model"} | ({"roi"} if session.roi is None else set())
     parts: dict[str, Any] = {
-        "session": session.model_dump(mode="json", exclude={"video", "pose", "model"}),
+        "session": session.model_dump(mode="json", exclude=exclude),
         "overrides": list(overrides),
         "version": __version__,
     }
@@ -86,11 +88,14 @@ def _poses_for(
     model: Path | None,
     threads: int | None,
     progress: Callable[[str, float], None] | None,
+    predicted: Path | None = None,
 ) -> tuple[Any, Path | None]:
     from pose_models.io import load_poses
 
     if session.pose is not None:
         return load_poses(session.pose, fps=session.fps), session.pose
+    if predicted is not None:  # predicted already (batch scoring decodes a video shared by sessions once)
+        return load_poses(predicted, fps=session.fps), Path(predicted)
     model_dir = session.model or model
     if session.video is None or model_dir is None:
         raise SessionError(f"session {session.session_id}: expected a pose file, or a video and a pose model")
@@ -99,7 +104,7 @@ def _poses_for(
 
     estimator = PoseEstimator.from_dir(model_dir, threads=threads)
     report = (lambda done, total: progress("poses", done / max(total, 1))) if progress else None
-    poses = estimator.predict_video(session.video, progress=report)
+    poses = estimator.predict_video(session.video, roi=session.roi, progress=report)
     poses_path = None
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +120,7 @@ def run_session(
     work_dir: Path | None = None,
     threads: int | None = None,
     progress: Callable[[str, float], None] | None = None,
+    predicted_poses: Path | None = None,
 ) -> SessionResult:
     """Score one session.
 
@@ -123,7 +129,7 @@ def run_session(
     session
         The session (paths already resolved).
     overrides
-        Dotted config overrides for the assay (``withdrawal.min_frames=3``).
+        Dotted config overrides for the assay (``section.key=value``).
     model
         Pose model to use when the session has a video but no pose file and names no model.
     work_dir
@@ -132,6 +138,10 @@ def run_session(
         CPU threads for pose inference (default: all cores).
     progress
         Called as ``progress(stage, fraction)``: ``("poses", 0-1)`` while predicting, ``("features", 1.0)``.
+    predicted_poses
+        Poses already predicted from the session's video (inside its ``roi``) with its pose model, used
+        instead of predicting them again: batch scoring decodes a video that several sessions share
+        (one per chamber) once and hands each session its file. Ignored when the session has a pose file.
 
     Raises
     ------
@@ -148,7 +158,7 @@ def run_session(
     config = spec.load_config(list(overrides))
     poses, poses_path = None, None
     if spec.needs_poses:
-        poses, poses_path = _poses_for(session, work_dir, model, threads, progress)
+        poses, poses_path = _poses_for(session, work_dir, model, threads, progress, predicted_poses)
         if spec.keypoints is not None:
             have = {str(k) for k in poses["keypoints"].values}
             lacking = [k for k in spec.keypoints(config) if k not in have]

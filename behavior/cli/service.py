@@ -4,6 +4,7 @@ and ``admin ...`` (create-lab, create-token, create-rig).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -143,7 +144,10 @@ def watch(
     handler = ServiceSubmitter(service_url, token, study) if service_url else LocalScorer(out)
     watcher = FolderWatcher(folder, handler, settle_seconds=settle_seconds)
     if once:
+        # A recording is ready when unchanged for settle_seconds between two looks: look, wait, look.
         done = watcher.process_ready()
+        time.sleep(settle_seconds)
+        done += watcher.process_ready()
         console.print(f"processed {len(done)} recording(s)")
         return
     console.print(f"watching {folder} (Ctrl-C to stop)")
