@@ -9,6 +9,11 @@ failing session is recorded in ``failures.csv`` and does not stop the others.
 Executors: in-process (``workers=1``), a local process pool (``workers>1``), or a Dask distributed
 cluster (``scheduler=ADDRESS``; LocalCluster, SSH or SLURM via dask-jobqueue). The same worker
 function runs in all three, and results are assembled in manifest order, so the tables are identical.
+
+One camera may film several chambers: sessions naming regions (``roi``) of one video, whose poses come
+from the same model, are predicted in a pre-pass (:func:`predict_shared`, a task in the same executor)
+that decodes the video once and writes each session's poses to ``OUT/poses/<session_id>.h5``; each
+session is then scored from its file by :func:`behavior.pipeline.run_session` as usual.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import json
 import multiprocessing
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +34,7 @@ import pandas as pd
 from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key
 from behavior.session import ManifestError, Session, read_manifest
 
-__all__ = ["StudyResult", "model_for", "score_session", "score_study"]
+__all__ = ["StudyResult", "model_for", "predict_shared", "score_session", "score_study", "shared_videos"]
 
 
 @dataclass
@@ -74,10 +80,12 @@ def score_session(
     overrides: tuple[str, ...] = (),
     model: dict[str, str] | str | None = None,
     threads: int | None = None,
+    predicted_poses: str | None = None,
 ) -> dict[str, Any]:
     """Score one session (or take it from the cache); runs in any executor, so takes and returns plain data.
 
     ``model``: the study's pose models by assay (``""`` for all), or one model folder for all.
+    ``predicted_poses``: the session's poses, predicted by the :func:`predict_shared` pre-pass.
     """
     session = Session.model_validate(session_data)
     default_model = model_for(session, model)
@@ -96,6 +104,8 @@ def score_session(
             overrides=tuple(overrides),
             model=Path(default_model) if default_model else None,
             work_dir=out / "poses",
+            threads=threads,
+            predicted_poses=Path(predicted_poses) if predicted_poses else None,
         )
         tables_dir = out / "sessions" / session.session_id
         tables_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +128,130 @@ def score_session(
         }
 
 
+def _cached(session: Session, out_dir: Path, overrides: tuple[str, ...]) -> bool:
+    """Whether the session's cache entry holds a result for its current inputs."""
+    entry = out_dir / "cache" / f"{session.session_id}.json"
+    if not entry.is_file():
+        return False
+    try:
+        return json.loads(entry.read_text()).get("key") == session_key(session, overrides)
+    except (OSError, ValueError):
+        return False
+
+
+def shared_videos(
+    sessions: list[Session],
+    model: dict[str, str] | str | None,
+    out_dir: str | Path | None = None,
+    overrides: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Groups of sessions whose poses come from one video and one pose model: predict each group in one pass.
+
+    A session joins when its assay needs poses, it has a video and no pose file, and it has a pose
+    model (its own, or the study's for its assay); with ``out_dir``, sessions already in the cache stay
+    out. Only groups of two or more sessions are returned (a lone session predicts its own poses).
+
+    Returns
+    -------
+    list of dict
+        ``{"video", "model", "sessions": [session_id, ...], "rois": [[x, y, w, h] or None, ...]}``.
+    """
+    from behavior.assays import UnknownAssayError, get_assay
+
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for s in sessions:
+        try:
+            needs_poses = get_assay(s.assay).needs_poses
+        except UnknownAssayError:
+            continue  # its own run reports it
+        model_dir = s.model or model_for(s, model)
+        if not needs_poses or s.pose is not None or s.video is None or not model_dir:
+            continue
+        if out_dir is not None and _cached(s, Path(out_dir), overrides):
+            continue
+        key = (str(Path(s.video).resolve()), str(Path(model_dir).resolve()))
+        group = groups.setdefault(key, {"video": key[0], "model": key[1], "sessions": [], "rois": []})
+        group["sessions"].append(s.session_id)
+        group["rois"].append(list(s.roi) if s.roi is not None else None)
+    return [g for g in groups.values() if len(g["sessions"]) > 1]
+
+
+def predict_shared(group: dict[str, Any], out_dir: str, threads: int | None = None) -> dict[str, Any]:
+    """Predict the poses of a :func:`shared_videos` group, decoding its video once; runs in any executor.
+
+    Each session's poses go to ``OUT/poses/<session_id>.h5``. A roi outside the video's frame is left
+    out (that session then fails on its own with the reason); any other failure is returned, and the
+    group's sessions then predict their own poses (and report their own errors).
+
+    Returns
+    -------
+    dict
+        ``{"poses": {session_id: path}, "error": None or text}``.
+    """
+    from pose_models.inference import PoseEstimator
+    from pose_models.io import save_poses
+    from pose_models.video import ROI, VideoError, check_roi, probe_video
+
+    try:
+        info = probe_video(group["video"])
+        chosen = []
+        for sid, roi in zip(group["sessions"], group["rois"], strict=True):
+            try:
+                if roi is not None:
+                    check_roi(ROI(*roi), info)
+            except (ValueError, VideoError):
+                continue
+            chosen.append((sid, roi))
+        if not chosen:
+            return {"poses": {}, "error": None}
+        estimator = PoseEstimator.from_dir(group["model"], threads=threads)
+        predicted = estimator.predict_video_rois(group["video"], [r for _, r in chosen])
+        poses_dir = Path(out_dir) / "poses"
+        poses_dir.mkdir(parents=True, exist_ok=True)
+        paths = {
+            sid: str(save_poses(ds, poses_dir / f"{sid}.h5")) for (sid, _), ds in zip(chosen, predicted, strict=True)
+        }
+        return {"poses": paths, "error": None}
+    except Exception as exc:  # the sessions then run on their own and report their errors one by one
+        return {"poses": {}, "error": f"{type(exc).__name__}: {exc}"}
+
+
+@contextmanager
+def _executor(workers: int, scheduler: str | None) -> Iterator[Callable[..., Iterator[Any]]]:
+    """``run(fn, calls)``: call ``fn(*args)`` for each args of ``calls`` in the chosen executor, yield results."""
+    if scheduler:
+        try:
+            from distributed import Client
+            from distributed import as_completed as dask_completed
+        except ImportError as exc:
+            raise ValueError("--scheduler needs the distributed extra: pip install 'painbattery[distributed]'") from exc
+        with Client(scheduler) as client:
+
+            def run_dask(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Iterator[Any]:
+                futures = [client.submit(fn, *args, pure=False) for args in calls]
+                for future in dask_completed(futures):
+                    yield future.result()
+
+            yield run_dask
+    elif workers > 1:
+        # spawn, not fork: a parent that already ran torch/OpenMP (e.g. trained a model) deadlocks forked children
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+            def run_pool(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Iterator[Any]:
+                futures = [pool.submit(fn, *args) for args in calls]
+                for future in as_completed(futures):
+                    yield future.result()
+
+            yield run_pool
+    else:
+
+        def run_here(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Iterator[Any]:
+            for args in calls:
+                yield fn(*args)
+
+        yield run_here
+
+
 def _run_all(
     payloads: list[dict[str, Any]],
     out_dir: Path,
@@ -126,6 +260,7 @@ def _run_all(
     workers: int,
     scheduler: str | None,
     progress: Callable[[int, int, dict[str, Any]], None] | None,
+    shared: list[dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     total = len(payloads)
@@ -137,26 +272,15 @@ def _run_all(
 
     # share the cores between local workers; a Dask worker gets one thread per task
     threads = max(1, (os.cpu_count() or 1) // workers) if not scheduler else 1
-    args = (str(out_dir), overrides, model, threads)
-    if scheduler:
-        try:
-            from distributed import Client
-            from distributed import as_completed as dask_completed
-        except ImportError as exc:
-            raise ValueError("--scheduler needs the distributed extra: pip install 'painbattery[distributed]'") from exc
-        with Client(scheduler) as client:
-            futures = [client.submit(score_session, p, *args, pure=False) for p in payloads]
-            for future in dask_completed(futures):
-                done(future.result())
-    elif workers > 1:
-        # spawn, not fork: a parent that already ran torch/OpenMP (e.g. trained a model) deadlocks forked children
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(score_session, p, *args) for p in payloads]
-            for future in as_completed(futures):
-                done(future.result())
-    else:
-        for p in payloads:
-            done(score_session(p, *args))
+    with _executor(workers, scheduler) as run:
+        predicted: dict[str, str] = {}
+        if shared:  # videos several sessions share (one per chamber): decoded once, before the sessions
+            pre_threads = max(1, (os.cpu_count() or 1) // min(workers, len(shared))) if not scheduler else 1
+            for r in run(predict_shared, [(g, str(out_dir), pre_threads) for g in shared]):
+                predicted.update(r["poses"])
+        calls = [(p, str(out_dir), overrides, model, threads, predicted.get(p["session_id"])) for p in payloads]
+        for r in run(score_session, calls):
+            done(r)
     return results
 
 
@@ -195,7 +319,8 @@ def score_study(
             from pose_models.inference import export_onnx
 
             export_onnx(model_dir, precision="auto")
-    results = _run_all(payloads, out, tuple(overrides), models_by_assay, max(1, workers), scheduler, progress)
+    shared = shared_videos(sessions, models_by_assay, out, tuple(overrides))
+    results = _run_all(payloads, out, tuple(overrides), models_by_assay, max(1, workers), scheduler, progress, shared)
     measures, quality, failures = [], [], []
     statuses = {}
     for s in sessions:  # manifest order, whatever order the executor finished in

@@ -70,6 +70,9 @@ class Session(BaseModel):
 
     ``side`` is the injured (ipsilateral) limb, when the model has one. ``video`` and ``pose`` are paths
     to the recording and to pose tracks (a DeepLabCut/SLEAP/NWB/netCDF file); at least one is needed.
+    ``roi`` is the region of the video this session is about (``x, y, w, h`` in pixels; ``"x,y,w,h"`` in a
+    manifest): one camera filming several chambers gives one session per chamber. Poses are predicted
+    inside it (in full-frame pixels), and an assay's regions (Hargreaves ``light_roi``) are relative to it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +88,9 @@ class Session(BaseModel):
     video: Path | None = None
     pose: Path | None = None
     model: Path | None = None
+    roi: tuple[int, int, int, int] | None = Field(
+        None, description="Region of the video, x,y,w,h in pixels (one chamber of a multi-chamber rig)."
+    )
     events: list[Event] = Field(default_factory=list)
 
     @field_validator("session_id", "animal_id", "group", "timepoint", mode="before")
@@ -113,6 +119,24 @@ class Session(BaseModel):
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", v):
             raise ValueError(f"expected an assay name of lower-case letters, digits and _, got {v[:60]!r}")
         return v
+
+    @field_validator("roi", mode="before")
+    @classmethod
+    def _roi(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        parts = [p.strip() for p in v.split(",")] if isinstance(v, str) else v
+        if not isinstance(parts, (list, tuple)) or len(parts) != 4:
+            raise ValueError(f"expected a region x,y,w,h (four whole numbers of pixels), got {v!r}")
+        values = []
+        for part in parts:
+            if isinstance(part, bool) or not isinstance(part, (int, str)) or not re.fullmatch(r"[+-]?\d+", str(part)):
+                raise ValueError(f"expected a region x,y,w,h of whole numbers of pixels, got {v!r}")
+            values.append(int(part))
+        x, y, w, h = values
+        if x < 0 or y < 0 or w <= 0 or h <= 0:
+            raise ValueError(f"expected a region x,y,w,h with x, y >= 0 and w, h > 0, got {v!r}")
+        return tuple(values)
 
     @field_validator("fps", "px_per_mm")
     @classmethod
@@ -326,6 +350,7 @@ MANIFEST_COLUMNS = (
     "px_per_mm",
     "events",
     "model",
+    "roi",
 )
 REQUIRED_COLUMNS = ("session_id", "animal_id", "group", "timepoint", "assay", "fps")
 

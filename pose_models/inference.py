@@ -21,7 +21,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -31,6 +31,9 @@ import yaml
 from pose_models.geometry import preprocess, to_original
 from pose_models.nets.decoding import decode
 from pose_models.poses import append_log, from_numpy
+
+if TYPE_CHECKING:
+    from pose_models.video import ROI
 
 __all__ = [
     "ModelDirError",
@@ -367,10 +370,14 @@ class PoseEstimator:
     # ----------------------------------------------------------------------------------- video
 
     def _batches(
-        self, path: Path, batch_size: int, start: int, stop: int | None
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Decode + preprocess in a thread; yield (frame indices, input batch) with at most 3 batches queued."""
-        from pose_models.video import VideoReader
+        self, path: Path, batch_size: int, start: int, stop: int | None, rois: list[ROI | None]
+    ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """Decode + preprocess in a thread; yield (frame indices, one input batch per roi), at most 3 queued.
+
+        The video is decoded once whatever the number of regions: each decoded frame is cropped to
+        every roi (``None``: the whole frame) and each crop preprocessed for the network.
+        """
+        from pose_models.video import VideoReader, crop
 
         q: queue.Queue = queue.Queue(maxsize=3)
         done = object()
@@ -382,8 +389,13 @@ class PoseEstimator:
                 # BGR as decoded: shrink first, then convert the colour of the small image (4x cheaper)
                 with VideoReader(path, decode_threads=1, bgr=True) as reader:
                     for idx, frames in reader.batches(batch_size, start=start, stop=stop):
-                        small = [cv2.cvtColor(self.preprocess(f), cv2.COLOR_BGR2RGB) for f in frames]
-                        q.put((idx, np.stack(small)))
+                        per_roi = []
+                        for roi in rois:
+                            region = frames if roi is None else crop(frames, roi)
+                            per_roi.append(
+                                np.stack([cv2.cvtColor(self.preprocess(f), cv2.COLOR_BGR2RGB) for f in region])
+                            )
+                        q.put((idx, per_roi))
             except BaseException as exc:  # handed to the consumer and re-raised there
                 errors.append(exc)
             finally:
@@ -401,6 +413,7 @@ class PoseEstimator:
         self,
         path: str | Path,
         *,
+        roi: ROI | tuple[int, int, int, int] | None = None,
         batch_size: int = 8,
         start: int = 0,
         stop: int | None = None,
@@ -408,39 +421,102 @@ class PoseEstimator:
     ) -> xr.Dataset:
         """Predict every frame of a video and return Poses (``fps`` from the video, ``confidence`` = score).
 
+        ``roi`` (``x, y, w, h`` pixels): predict inside this region of each frame only (one chamber of a
+        multi-chamber rig); positions are still in full-frame pixels, and the roi is in the poses' log.
         Memory is bounded by the batch size and the small queue, not by the video's length.
-        """
-        from pose_models.video import probe_video
 
+        Raises
+        ------
+        VideoError
+            If the video cannot be read, or ``roi`` does not lie inside its frame.
+        """
+        return self.predict_video_rois(path, [roi], batch_size=batch_size, start=start, stop=stop, progress=progress)[0]
+
+    def predict_video_rois(
+        self,
+        path: str | Path,
+        rois: list[ROI | tuple[int, int, int, int] | None],
+        *,
+        batch_size: int = 8,
+        start: int = 0,
+        stop: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[xr.Dataset]:
+        """Poses inside each of several regions of one video, decoding the video once.
+
+        A camera filming a row of chambers gives one session per chamber: each decoded frame is
+        cropped to every roi and each crop goes through the network. Returns one Poses per roi (in
+        order), positions in full-frame pixels, each log recording its roi and the regions decoded
+        with it.
+
+        Raises
+        ------
+        VideoError
+            If the video cannot be read, or a roi does not lie inside its frame (before any decoding).
+        """
+        from pose_models.video import ROI, check_roi, probe_video
+
+        if not rois:
+            raise ValueError("expected at least one region (None for the whole frame), got none")
         path = Path(path)
         info = probe_video(path)
+        regions = [None if r is None else (r if isinstance(r, ROI) else ROI(*(int(v) for v in r))) for r in rois]
+        for r in regions:
+            if r is not None:
+                check_roi(r, info, path)
         stop = info.n_frames if stop is None else min(stop, info.n_frames)
         n = stop - start
-        positions = np.full((n, 2, len(self.keypoints), 1), np.nan, np.float64)
-        confidence = np.full((n, len(self.keypoints), 1), np.nan, np.float64)
+        k = len(self.keypoints)
+        positions = [np.full((n, 2, k, 1), np.nan, np.float64) for _ in regions]
+        confidence = [np.full((n, k, 1), np.nan, np.float64) for _ in regions]
+        shift = [np.zeros(2) if r is None else np.array([r.x, r.y], np.float64) for r in regions]
         done = 0
-        for idx, batch in self._batches(path, batch_size, start, stop):
-            pos, conf = self.predict_inputs(batch)
+        for idx, inputs in self._batches(path, batch_size, start, stop, regions):
             rows = idx - start
-            positions[rows, :, :, 0] = pos.transpose(0, 2, 1)
-            confidence[rows, :, 0] = conf
+            # crops of one size go through the network together
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for i, x in enumerate(inputs):
+                by_shape.setdefault(x.shape[1:], []).append(i)
+            for members in by_shape.values():
+                pos, conf = self.predict_inputs(np.concatenate([inputs[i] for i in members]))
+                for j, i in enumerate(members):
+                    part = slice(j * len(idx), (j + 1) * len(idx))
+                    positions[i][rows, :, :, 0] = (pos[part] + shift[i]).transpose(0, 2, 1)
+                    confidence[i][rows, :, 0] = conf[part]
             done += len(idx)
             if progress is not None:
                 progress(done, n)
-        ds = from_numpy(
-            positions[:done],
-            confidence[:done],
-            keypoint_names=self.keypoints,
-            fps=info.fps,
-            frames=np.arange(start, start + done),
-            source_software="painbattery",
-            source_file=str(path),
-            skeleton=self.skeleton,
-        )
-        ds.attrs["video_file"] = str(path)
-        ds.attrs["model_dir"] = str(self.model_dir)
-        ds.attrs["model_weights_sha256"] = self.meta.get("weights_sha256", "")
-        return append_log(ds, "predict_video", model=str(self.model_dir), backend=self.backend, batch_size=batch_size)
+        texts = [None if r is None else [r.x, r.y, r.width, r.height] for r in regions]
+        out = []
+        for i, r in enumerate(regions):
+            ds = from_numpy(
+                positions[i][:done],
+                confidence[i][:done],
+                keypoint_names=self.keypoints,
+                fps=info.fps,
+                frames=np.arange(start, start + done),
+                source_software="painbattery",
+                source_file=str(path),
+                skeleton=self.skeleton,
+            )
+            ds.attrs["video_file"] = str(path)
+            ds.attrs["model_dir"] = str(self.model_dir)
+            ds.attrs["model_weights_sha256"] = self.meta.get("weights_sha256", "")
+            if r is not None:
+                ds.attrs["video_roi"] = r.text()
+            out.append(
+                append_log(
+                    ds,
+                    "predict_video",
+                    model=str(self.model_dir),
+                    backend=self.backend,
+                    batch_size=batch_size,
+                    roi=texts[i],
+                    frames_decoded=done,
+                    rois_decoded_together=len(regions),
+                )
+            )
+        return out
 
 
 def write_labeled_video(

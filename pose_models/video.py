@@ -24,8 +24,10 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "VideoReader",
+    "check_roi",
     "crop",
     "probe_video",
+    "streams_opened",
     "write_video",
 ]
 
@@ -78,6 +80,25 @@ class ROI:
         if self.x + self.width > width or self.y + self.height > height:
             raise ValueError(f"expected a region inside the {width}x{height} frame, got {self}")
 
+    def within(self, region: ROI) -> ROI:
+        """This region given relative to ``region`` (a chamber), in the frame's pixels.
+
+        Raises
+        ------
+        ValueError
+            Unless it lies inside ``region``.
+        """
+        if self.x + self.width > region.width or self.y + self.height > region.height:
+            raise ValueError(
+                f"expected a region inside the {region.width}x{region.height} region {region.text()} "
+                f"(it is relative to it), got {self.text()}"
+            )
+        return ROI(region.x + self.x, region.y + self.y, self.width, self.height)
+
+    def text(self) -> str:
+        """``"x,y,w,h"``, as manifests and the CLI write it."""
+        return f"{self.x},{self.y},{self.width},{self.height}"
+
     @classmethod
     def parse(cls, text: str) -> ROI:
         """Parse ``"x,y,w,h"``."""
@@ -112,6 +133,21 @@ def _container_kind(path: Path) -> str | None:
         if head[offset : offset + len(magic)] == magic:
             return name
     return None
+
+
+#: Decoding streams :class:`VideoReader` opened in this process, by resolved video path (see :func:`streams_opened`).
+_STREAMS_OPENED: dict[str, int] = {}
+
+
+def streams_opened(path: str | Path | None = None) -> int:
+    """How many decoding streams :class:`VideoReader` opened in this process (on ``path``, or on any video).
+
+    Each stream decodes the video (or the part of it that was read) once; probing a file does not
+    count. Batch scoring uses it to show that sessions sharing a video decode it once.
+    """
+    if path is None:
+        return sum(_STREAMS_OPENED.values())
+    return _STREAMS_OPENED.get(str(Path(path).resolve()), 0)
 
 
 def _open_capture(path: Path, decode_threads: int | None = None) -> cv2.VideoCapture:
@@ -227,7 +263,7 @@ class VideoReader:
         self.path = Path(path)
         self.info = probe_video(self.path)
         if roi is not None:
-            roi.check_inside(self.info.width, self.info.height)
+            check_roi(roi, self.info, self.path)
         self.gray = gray
         self.roi = roi
         self.strict = strict
@@ -239,6 +275,8 @@ class VideoReader:
 
     def __enter__(self) -> VideoReader:
         self._cap = _open_capture(self.path, self.decode_threads)
+        key = str(self.path.resolve())
+        _STREAMS_OPENED[key] = _STREAMS_OPENED.get(key, 0) + 1
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -306,6 +344,15 @@ class VideoReader:
     def __iter__(self) -> Iterator[np.ndarray]:
         for _, frames in self.batches():
             yield from frames
+
+
+def check_roi(roi: ROI, info: VideoInfo, path: str | Path | None = None) -> None:
+    """Raise :class:`VideoError` (one line, naming the video) unless ``roi`` lies inside the video's frame."""
+    if roi.x + roi.width > info.width or roi.y + roi.height > info.height:
+        raise VideoError(
+            f"{path or info.path}: expected a region inside the {info.width}x{info.height} frame, "
+            f"got roi {roi.text()} (reaching x={roi.x + roi.width}, y={roi.y + roi.height})"
+        )
 
 
 def crop(frames: np.ndarray, roi: ROI) -> np.ndarray:

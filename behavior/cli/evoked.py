@@ -61,7 +61,12 @@ def evoked_latency(
     events: Annotated[Path | None, typer.Option(help="Events CSV/JSON (time_s,kind,side,intensity).")] = None,
     ttl: Annotated[Path | None, typer.Option(help="Rig TTL CSV (time_s,value): rising edges are onsets.")] = None,
     video: Annotated[Path | None, typer.Option(help="Video, to find onsets from the stimulus light.")] = None,
-    light_roi: Annotated[str | None, typer.Option(help="Light region x,y,w,h in the video.")] = None,
+    light_roi: Annotated[
+        str | None, typer.Option(help="Light region x,y,w,h in the video (in the --roi region, if given).")
+    ] = None,
+    roi: Annotated[
+        str | None, typer.Option(help="The animal's chamber x,y,w,h in the video: --light-roi is relative to it.")
+    ] = None,
     side: Annotated[str | None, typer.Option(help="Stimulated side for TTL/light onsets (left/right).")] = None,
     paw: Annotated[str | None, typer.Option(help="Paw keypoint (default: by event side, from the config).")] = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate, if the pose file does not store it.")] = None,
@@ -92,9 +97,12 @@ def evoked_latency(
     else:
         if light_roi is None:
             raise ValueError("expected --light-roi x,y,w,h with --video")
+        light = ROI.parse(light_roi)
+        if roi is not None:
+            light = light.within(ROI.parse(roi))
         onsets = [
             {"time_s": e["time_s"], "kind": "stimulus_on", "side": side}
-            for e in detect_light_switches(video, ROI.parse(light_roi))
+            for e in detect_light_switches(video, light)
             if e["kind"] == "light_on"
         ]
     trials = withdrawal_trials(
@@ -112,7 +120,7 @@ def evoked_latency(
     write_provenance(
         out,
         command="evoked latency",
-        config={**config.model_dump(), "cutoff_s": cutoff_s},
+        config={**config.model_dump(), "cutoff_s": cutoff_s, "roi": roi},
         inputs=[p for p in (poses, events, ttl, video) if p is not None],
         outputs=[out / "trials.csv"],
     )

@@ -161,18 +161,25 @@ def pose_predict(
     precision: Annotated[
         str, typer.Option(help="ONNX precision: auto (int8 when the model has calibration frames), int8 or fp32.")
     ] = "auto",
+    roi: Annotated[
+        str | None,
+        typer.Option(help="Predict inside this region x,y,w,h (one chamber); poses stay in full-frame pixels."),
+    ] = None,
 ) -> None:
     """Predict keypoints in every frame of each video; write poses in DeepLabCut/SLEAP/netCDF layout."""
     from behavior.provenance import write_provenance
     from pose_models.inference import PoseEstimator, write_labeled_video
     from pose_models.io import save_poses
-    from pose_models.video import probe_video
+    from pose_models.video import ROI, check_roi, probe_video
 
     suffix = {"h5": ".h5", "slp": ".slp", "nc": ".nc", "nwb": ".nwb"}.get(format)
     if suffix is None:
         raise ValueError(f"expected --format h5, slp, nc or nwb, got {format!r}")
+    region = ROI.parse(roi) if roi is not None else None
     for video in videos:
-        probe_video(video)  # every input checked before any work starts
+        info = probe_video(video)  # every input checked before any work starts
+        if region is not None:
+            check_roi(region, info, video)
     estimator = PoseEstimator.from_dir(
         model,
         backend=backend,
@@ -186,6 +193,7 @@ def pose_predict(
             task = progress.add_task(f"{video.name} ({estimator.backend})", total=None)
             poses = estimator.predict_video(
                 video,
+                roi=region,
                 batch_size=batch_size,
                 progress=lambda d, t, task=task: progress.update(task, completed=d, total=t),
             )
@@ -204,6 +212,7 @@ def pose_predict(
             "batch_size": batch_size,
             "backend": estimator.backend,
             "weights_sha256": estimator.meta.get("weights_sha256"),
+            "roi": roi,
         },
         inputs=videos,
         outputs=outputs,

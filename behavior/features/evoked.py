@@ -87,7 +87,11 @@ def assay_config(assay: str, overrides: Sequence[str] = (), path: str | Path | N
 
 
 def stimulus_events(session: Session, config: HargreavesConfig | VonFreyConfig, video: Path | None) -> pd.DataFrame:
-    """The session's stimulus onsets: its events, or (Hargreaves) the heat-source light in the video."""
+    """The session's stimulus onsets: its events, or (Hargreaves) the heat-source light in the video.
+
+    The config's ``light_roi`` is relative to the session's ``roi`` when it names one (one rig config
+    serves every chamber filmed by one camera), and must lie inside it.
+    """
     events = session.events_frame()
     if (events["kind"] == "stimulus_on").any():
         return events
@@ -97,7 +101,13 @@ def stimulus_events(session: Session, config: HargreavesConfig | VonFreyConfig, 
 
         rows = []
         for side, roi in roi_by_side.items():
-            for e in detect_light_switches(video, ROI(*roi)):
+            light = ROI(*roi)
+            if session.roi is not None:
+                try:
+                    light = light.within(ROI(*session.roi))
+                except ValueError as exc:
+                    raise ValueError(f"session {session.session_id}: light_roi {side}: {exc}") from exc
+            for e in detect_light_switches(video, light):
                 if e["kind"] == "light_on":
                     rows.append({"time_s": e["time_s"], "kind": "stimulus_on", "side": side, "intensity": np.nan})
         if rows:

@@ -160,3 +160,40 @@ def test_sidecar_finds_its_video_by_stem_and_rejects_typos(tmp_path):
     )
     with pytest.raises(ManifestError, match="fps: Field required; fsp: Extra inputs are not permitted"):
         read_session_sidecar(tmp_path / "typo.json")
+
+
+def test_a_session_names_its_chamber_with_roi(study, tmp_path):
+    header = HEADER.rstrip("\n") + ",roi\n"
+    rows = [
+        's1,r1,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv,"0,0,160,120"',
+        "s2,r2,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv,",
+    ]
+    s1, s2 = read_manifest(write_manifest(study, rows, header))
+    assert s1.roi == (0, 0, 160, 120) and s2.roi is None
+    bad = [
+        'b1,r1,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv,"0,0,160.5,120"',
+        'b2,r1,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv,"0,0,0,120"',
+        'b3,r1,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv,"-1,0,16,12"',
+        'b4,r1,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv,"0,0,16"',
+    ]
+    with pytest.raises(ManifestError) as err:
+        read_manifest(write_manifest(study, bad, header))
+    text = str(err.value)
+    for line in (2, 3, 4, 5):
+        assert f"line {line}: roi: expected a region x,y,w,h" in text
+    # a sidecar keeps it, as a list or as text
+    path = write_session_sidecar(s1, study / "s1.json")
+    assert json.loads(path.read_text())["roi"] == [0, 0, 160, 120]
+    assert read_session_sidecar(path).roi == (0, 0, 160, 120)
+    data = {**json.loads(path.read_text()), "roi": "10,0,16,12"}
+    path.write_text(json.dumps(data))
+    assert read_session_sidecar(path).roi == (10, 0, 16, 12)
+
+
+def test_the_roi_is_in_the_cache_key_and_a_session_without_one_keeps_its_key(study):
+    from behavior.pipeline import session_key
+
+    (s1,) = read_manifest(write_manifest(study, ["s1,r1,CCI,baseline,hargreaves,left,a.mp4,15,3,a.events.csv"]))
+    assert "roi" not in s1.model_dump(mode="json", exclude_none=True)
+    keys = {session_key(s1.model_copy(update={"roi": r})) for r in (None, (0, 0, 160, 120), (160, 0, 160, 120))}
+    assert len(keys) == 3

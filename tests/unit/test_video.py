@@ -159,3 +159,18 @@ def test_truncated_videos_are_caught(tmp_path, clip):
     (tmp_path / "tail_cut.mp4").write_bytes(tail[: len(tail) - 400])
     with pytest.raises(VideoError, match="corrupt or truncated MP4/MOV"):
         probe_video(tmp_path / "tail_cut.mp4")
+
+
+def test_a_region_relative_to_a_chamber_and_one_outside_the_frame():
+    from pathlib import Path
+
+    from pose_models.video import ROI, VideoError, VideoInfo, check_roi
+
+    chamber = ROI(160, 0, 160, 120)
+    assert ROI(10, 20, 5, 6).within(chamber) == ROI(170, 20, 5, 6)
+    with pytest.raises(ValueError, match="expected a region inside the 160x120 region 160,0,160,120"):
+        ROI(150, 0, 20, 6).within(chamber)
+    info = VideoInfo(path=Path("v.mp4"), fps=15.0, n_frames=10, width=320, height=120, codec="avc1")
+    check_roi(chamber, info)
+    with pytest.raises(VideoError, match=r"v.mp4: expected a region inside the 320x120 frame, got roi 170,0,160,120"):
+        check_roi(ROI(170, 0, 160, 120), info)
