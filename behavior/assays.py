@@ -124,7 +124,8 @@ class AssaySpec:
         Strict pydantic model of the assay's config (``extra="forbid"``).
     extract
         ``extract(poses, session, config, *, video=None) -> AssayResult``; ``poses`` is None when the
-        assay needs none. It returns its measures, tables and quality figures.
+        assay needs none. It returns its measures, tables and quality figures. An extractor that also
+        accepts ``progress=`` gets a callable ``progress(fraction)`` (0-1) when the caller follows progress.
     measures
         The measures it produces (for ``painbattery assays`` and the docs).
     needs_poses

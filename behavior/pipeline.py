@@ -10,6 +10,7 @@ no assay: what an assay needs and how it is scored is in its spec.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,6 +113,15 @@ def _poses_for(
     return poses, poses_path
 
 
+def _takes_progress(extract: Callable[..., Any]) -> bool:
+    """Whether an extractor accepts ``progress=`` (a callable taking the fraction done, 0-1)."""
+    try:
+        params = inspect.signature(extract).parameters
+    except (TypeError, ValueError):
+        return False
+    return "progress" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def run_session(
     session: Session,
     *,
@@ -137,7 +147,9 @@ def run_session(
     threads
         CPU threads for pose inference (default: all cores).
     progress
-        Called as ``progress(stage, fraction)``: ``("poses", 0-1)`` while predicting, ``("features", 1.0)``.
+        Called as ``progress(stage, fraction)``: ``("poses", 0-1)`` while predicting, ``("features", 0-1)``
+        while the extractor runs (an extractor that accepts ``progress=`` reports its own fraction done)
+        and ``("features", 1.0)`` at the end.
     predicted_poses
         Poses already predicted from the session's video (inside its ``roi``) with its pose model, used
         instead of predicting them again: batch scoring decodes a video that several sessions share
@@ -167,7 +179,10 @@ def run_session(
                     f"session {session.session_id}: assay {spec.name} needs keypoints {lacking}, "
                     f"expected among the poses' {sorted(have)}"
                 )
-    result = spec.extract(poses, session, config, video=session.video)
+    extra: dict[str, Any] = {}
+    if progress is not None and _takes_progress(spec.extract):  # any assay may report its own progress
+        extra["progress"] = lambda fraction: progress("features", float(fraction))
+    result = spec.extract(poses, session, config, video=session.video, **extra)
     if progress is not None:
         progress("features", 1.0)
     measures = result.measures_frame()

@@ -15,7 +15,11 @@ of the tube's interior (``tube_roi``, ``[x, y, width, height]`` in pixels, side 
 by substrate: the substrate lies against the closed (left) end with a sloping face towards the open
 mouth (right); the slope is symmetric about ``fill_fraction * width``, so the covered area is exactly
 ``fill_fraction * width * height``. Displaced substrate piles up outside the mouth, outside the ROI.
-The mouse stays outside the tube: at the mouth while burrowing, wandering the cage floor otherwise.
+The mouse stays outside the tube: at the mouth while burrowing, wandering the cage floor otherwise,
+except during ``occlusions_s`` (real-time intervals), when it sits in front of the tube, between the
+camera and the tube, closer to the camera (drawn ``occluder_scale`` times larger) and hides part of it.
+The substrate follows the same ground truth through an occlusion (it hides the tube, it does not pause
+the displacement); ``truth["occluded"]`` flags those frames.
 Keypoints: ``snout``, ``centroid`` (area centroid of the body silhouette), ``tailbase``.
 """
 
@@ -57,6 +61,10 @@ class BurrowingParams:
         Frame rate of the written MP4.
     px_per_mm
         Scale (the tube is 200 mm long, 70 mm wide outside).
+    occlusions_s
+        Real-time intervals ``(start_s, end_s)`` during which the mouse sits in front of the tube.
+    occluder_scale
+        How much larger the mouse in front of the tube looks (it is closer to the camera).
     """
 
     initial_fill_fraction: float = 0.9
@@ -68,8 +76,16 @@ class BurrowingParams:
     px_per_mm: float = 0.8
     frame_width_px: int = 320
     frame_height_px: int = 160
+    occlusions_s: tuple[tuple[float, float], ...] = ()
+    occluder_scale: float = 1.6
 
     def __post_init__(self) -> None:
+        self.occlusions_s = tuple((float(a), float(b)) for a, b in self.occlusions_s)
+        for a, b in self.occlusions_s:
+            if not 0 <= a < b:
+                raise ValueError(f"expected occlusions_s as (start_s, end_s) with 0 <= start < end, got {(a, b)}")
+        if not 1.0 <= self.occluder_scale <= 2.5:
+            raise ValueError(f"expected occluder_scale in [1, 2.5], got {self.occluder_scale}")
         if not 0 < self.initial_fill_fraction <= 1:
             raise ValueError(f"expected initial_fill_fraction in (0, 1], got {self.initial_fill_fraction}")
         if self.displaced_fraction_per_min < 0 or self.latency_to_start_s < 0:
@@ -116,6 +132,10 @@ def simulate_burrowing(params: BurrowingParams, rng: np.random.Generator) -> Cli
     interior += np.linspace(14, -8, rh, dtype=np.float32)[:, None, None]  # light from above, curved wall
     interior += grain(rng, rh, rw, 1.5)[:, :, None]
     animal = Animal("side", ppm)
+    occluder = Animal("side", ppm * p.occluder_scale)
+    occluded = np.zeros(n, bool)
+    for a, b in p.occlusions_s:
+        occluded |= (t >= a) & (t < b)
 
     burrowing = (t >= p.latency_to_start_s) & (displaced < 1.0) & (p.displaced_fraction_per_min > 0)
     centroid_y = floor_y - 10.0 * ppm
@@ -133,14 +153,19 @@ def simulate_burrowing(params: BurrowingParams, rng: np.random.Generator) -> Cli
             cx = mouth_x + pw * 0.8
             paint_ellipse(img, (cx, floor_y + 2), (pw, ph), 0.0, (112.0, 100.0, 86.0))
             paint_ellipse(img, (cx - pw * 0.2, floor_y), (pw * 0.6, ph * 0.8), 0.0, (96.0, 88.0, 76.0), 0.6)
-        if burrowing[i]:
+        who = animal
+        if occluded[i]:  # sitting in front of the tube, over its middle
+            who = occluder
+            centroid = np.array([roi[0] + rw * rng.uniform(0.4, 0.6), roi[1] + rh * rng.uniform(0.45, 0.6)])
+            heading = float(rng.choice([0.0, np.pi]))
+        elif burrowing[i]:
             centroid = np.array([at_mouth_x + rng.uniform(0, 6) * ppm, centroid_y])
             heading = np.pi
         else:
             centroid = np.array([rng.uniform(mouth_x + 45 * ppm + 2, w - 45 * ppm), centroid_y])
             heading = float(rng.choice([0.0, np.pi]))
-        animal.paint(img, centroid, heading, tail_bend=float(rng.uniform(-0.4, 0.4)))
-        pos[i] = animal.keypoints(centroid, heading)
+        who.paint(img, centroid, heading, tail_bend=float(rng.uniform(-0.4, 0.4)))
+        pos[i] = who.keypoints(centroid, heading)
         frames[i] = finish(img, rng)
 
     empty = np.flatnonzero(displaced >= 1.0)
@@ -160,6 +185,8 @@ def simulate_burrowing(params: BurrowingParams, rng: np.random.Generator) -> Cli
         "displaced_percent_end": 100.0 * float(displaced[-1]),
         "time_burrowing_s": float(burrowing.sum() * p.frame_interval_s),
         "emptied_at_s": float(t[empty[0]]) if empty.size else None,
+        "occlusions_s": [list(o) for o in p.occlusions_s],
+        "occluded": occluded,
         "fill_rule": "fill_fraction = initial_fill_fraction * (1 - displaced); covered share of tube_roi",
     }
     return make_clip(

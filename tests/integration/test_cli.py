@@ -172,7 +172,10 @@ def test_evoked_latency_from_a_simulated_clip(tmp_path):
 # Every command of every group: a group module that is not registered in behavior/cli/__init__.py,
 # or a command that is lost from its group, fails here.
 COMMAND_GROUPS = {
-    (): ["info", "score", "simulate", "demo", "assays", "serve", "worker", "watch", "pose", "evoked", "admin"],
+    (): [
+        *("info", "score", "simulate", "demo", "assays", "serve", "worker", "watch", "burrowing"),
+        *("pose", "evoked", "admin"),
+    ],
     ("pose",): ["convert", "train", "evaluate", "predict"],
     ("evoked",): ["updown", "latency", "paws"],
     ("admin",): ["create-lab", "create-token", "create-rig"],
