@@ -44,6 +44,7 @@ __all__ = [
     "ReportItem",
     "UnknownAssayError",
     "assay_names",
+    "check_overrides",
     "get_assay",
     "register_assay",
     "registered_assays",
@@ -200,6 +201,24 @@ class AssaySpec:
             where = ".".join(str(p) for p in err["loc"]) or "config"
             raise AssayConfigError(f"{self.name} config: {where}: {err['msg']}") from exc
 
+    def applicable_overrides(self, overrides: Sequence[str]) -> list[str]:
+        """The study-wide overrides that concern this assay, ready for :meth:`load_config`.
+
+        ``<assay>.key=value`` concerns only that assay (the prefix is removed); an unprefixed
+        ``key=value`` concerns every assay whose config has the top-level ``key``
+        (``withdrawal.min_confidence=0.3`` reaches both withdrawal assays, not burrowing).
+        """
+        names = set(registered_assays())
+        out = []
+        for item in overrides:
+            head = item.partition("=")[0].strip().split(".", 1)
+            if len(head) == 2 and head[0] in names:
+                if head[0] == self.name:
+                    out.append(item.strip().split(".", 1)[1])
+            elif head[0] in self.config_model.model_fields:
+                out.append(item)
+        return out
+
     def config_text(self) -> str | None:
         """The config file's text (part of the cache key), or None if the assay has no file."""
         try:
@@ -270,6 +289,27 @@ def registered_assays() -> dict[str, AssaySpec]:
 def assay_names() -> list[str]:
     """The registered assay names, sorted."""
     return sorted(registered_assays())
+
+
+def check_overrides(overrides: Sequence[str], assays: Sequence[str]) -> None:
+    """Check a study's config overrides before any work: each reaches an assay of the study and is valid.
+
+    Raises
+    ------
+    AssayConfigError
+        For an override that concerns none of ``assays`` (a typo, or an assay the study does not
+        have), or one that makes an assay's config invalid; the message names it.
+    """
+    specs = [get_assay(a) for a in dict.fromkeys(assays)]
+    for item in overrides:
+        if not any(spec.applicable_overrides([item]) for spec in specs):
+            names = ", ".join(s.name for s in specs)
+            raise AssayConfigError(
+                f"override {item!r} matches no setting of the study's assays ({names}): "
+                f"expected a key of their configs, or <assay>.key=value"
+            )
+    for spec in specs:
+        spec.load_config(spec.applicable_overrides(overrides))
 
 
 def get_assay(name: str) -> AssaySpec:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from behavior.assays import check_overrides
 from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key
 from behavior.session import ManifestError, Session, read_manifest
 
@@ -308,6 +309,7 @@ def score_study(
     sessions = read_manifest(manifest) if not isinstance(manifest, list) else manifest
     if not sessions:
         raise ManifestError("expected at least one session, got none")
+    check_overrides(overrides, [s.assay for s in sessions])  # a typo fails here, before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payloads = [s.model_dump(mode="json") for s in sessions]

@@ -139,7 +139,8 @@ def run_session(
     session
         The session (paths already resolved).
     overrides
-        Dotted config overrides for the assay (``section.key=value``).
+        Dotted config overrides of the study (``section.key=value`` for every assay that has the
+        section, ``<assay>.section.key=value`` for one); those that concern this assay are applied.
     model
         Pose model to use when the session has a video but no pose file and names no model.
     work_dir
@@ -167,7 +168,7 @@ def run_session(
         raise SessionError(f"session {session.session_id}: {exc}") from exc
     spec = get_assay(session.assay)
     session.check_files()
-    config = spec.load_config(list(overrides))
+    config = spec.load_config(spec.applicable_overrides(overrides))
     poses, poses_path = None, None
     if spec.needs_poses:
         poses, poses_path = _poses_for(session, work_dir, model, threads, progress, predicted_poses)

@@ -191,7 +191,7 @@ def _assay_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) ->
         if name not in present or spec.methods is None:
             continue
         try:
-            cfg = spec.load_config(overrides)
+            cfg = spec.load_config(spec.applicable_overrides(overrides))
         except (ValueError, UnknownAssayError):
             cfg = spec.load_config()
         parts.append(spec.methods(cfg))

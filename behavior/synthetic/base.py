@@ -234,6 +234,7 @@ def make_clip(
     side: str | None = None,
     confidence: np.ndarray | None = None,
     video_fps: float | None = None,
+    roi: Sequence[int] | None = None,
 ) -> Clip:
     """Assemble a :class:`Clip` from a simulator's arrays (used by every simulator).
 
@@ -243,6 +244,8 @@ def make_clip(
         ``(n_frames, n_keypoints, 2)`` ground-truth positions in pixels.
     confidence
         ``(n_frames, n_keypoints)``; defaults to 1 (visible).
+    roi
+        The session's region of the video, ``(x, y, w, h)`` (e.g. the tube a burrowing rig films).
     """
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     positions_px = np.asarray(positions_px, dtype=np.float64)
@@ -271,6 +274,7 @@ def make_clip(
         video=Path(f"{name}.mp4"),
         pose=Path(f"{name}.h5"),
         events=sorted(events, key=lambda e: e.time_s),
+        roi=tuple(int(v) for v in roi) if roi is not None else None,
     )
     truth = to_jsonable(
         {

@@ -199,6 +199,7 @@ def simulate_burrowing(params: BurrowingParams, rng: np.random.Generator) -> Cli
         px_per_mm=ppm,
         truth=truth,
         video_fps=p.playback_fps,
+        roi=roi,  # the tube, drawn once per rig: the session names it
     )
 
 

@@ -562,6 +562,7 @@ def _run_task(task: tuple[PlannedSession, Path]) -> dict[str, Any]:
         "events": events,
         "fps": float(clip.session.fps),
         "px_per_mm": clip.session.px_per_mm,
+        "roi": ",".join(str(v) for v in clip.session.roi) if clip.session.roi else "",
     }
 
 
@@ -644,6 +645,7 @@ def simulate_study(
                 "px_per_mm": repr(res["px_per_mm"]) if res["px_per_mm"] is not None else "",
                 "events": res["events"],
                 "model": "",
+                "roi": res["roi"],
             }
         )
     manifest = out_dir / "manifest.csv"

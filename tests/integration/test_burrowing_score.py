@@ -34,9 +34,11 @@ def _tube_roi(study: Path) -> list[int]:
 
 
 def test_score_recovers_the_planted_burrowing(study, tmp_path):
-    roi = _tube_roi(study)
+    # the rig names its tube in the manifest (roi), drawn once: no config override needed
+    rois = pd.read_csv(study)["roi"]
+    assert (rois == ",".join(str(v) for v in _tube_roi(study))).all()
     out = tmp_path / "out"
-    result = run("score", str(study), "--out", str(out), "--set", f"tube_roi={roi}")
+    result = run("score", str(study), "--out", str(out))
     assert result.returncode == 0, result.stderr
     measures = pd.read_csv(out / "measures.csv")
     truth = pd.read_csv(study.parent / "study_truth.csv")

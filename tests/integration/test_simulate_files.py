@@ -109,7 +109,9 @@ def test_simulate_study_writes_a_readable_manifest_and_truth(tmp_path):
         "px_per_mm",
         "events",
         "model",
+        "roi",
     ]
+    assert (df[df.assay == "burrowing"].roi != "").all() and (df[df.assay != "burrowing"].roi == "").all()
     evoked = df[df.assay.isin(["hargreaves", "von_frey"])]
     assert (evoked.events != "").all() and (df[~df.index.isin(evoked.index)].events == "").all()
     by_id = {s.session_id: s for s in sessions}
