@@ -174,11 +174,12 @@ def test_evoked_latency_from_a_simulated_clip(tmp_path):
 COMMAND_GROUPS = {
     (): [
         *("info", "score", "simulate", "demo", "assays", "serve", "worker", "watch", "burrowing"),
-        *("pose", "evoked", "admin"),
+        *("pose", "evoked", "admin", "grimace"),
     ],
     ("pose",): ["convert", "train", "evaluate", "predict"],
     ("evoked",): ["updown", "latency", "paws"],
     ("admin",): ["create-lab", "create-token", "create-rig"],
+    ("grimace",): ["score", "calibrate"],
 }
 
 
