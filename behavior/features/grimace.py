@@ -568,6 +568,10 @@ def session_measures(table: pd.DataFrame, config: GrimaceConfig, calibrated: boo
     quality = "calibrated" if calibrated else "uncalibrated"
     prefix = SCORE_MEASURE[config.species].split("_")[0]
     n = len(sel)
+    if n == 0:  # no score, and say why: which reasons rejected how many frames
+        reasons = table["reason"][table["reason"] != ""].value_counts()
+        why = ", ".join(f"{r} {c}" for r, c in reasons.items()) or "no frames"
+        quality = f"not scored: no frame selectable of {len(table)} ({why}); {quality}"
     measures = [
         Measure(SCORE_MEASURE[config.species], float(sel["score"].mean()) if n else math.nan, "score", n, quality)
     ]

@@ -183,3 +183,16 @@ def test_bad_scores_csv_is_one_error(rated, tmp_path, edit, match):
     df.to_csv(bad, index=False)
     with pytest.raises(GrimaceError, match=match):
         gc.read_scores_csv(bad)
+
+
+def test_a_session_with_no_selectable_frame_says_why_instead_of_a_bare_nan():
+    import pandas as pd
+
+    from behavior.features.grimace import GrimaceConfig, session_measures
+
+    table = pd.DataFrame({"selected": [False] * 5, "reason": ["turned_away"] * 3 + ["blurred"] * 2, "score": [0.0] * 5})
+    for au in ("orbital_tightening", "nose_bulge", "cheek_bulge", "ear_position", "whisker_change"):
+        table[au] = 0.0
+    (mgs, *_) = session_measures(table, GrimaceConfig(), calibrated=False)
+    assert mgs.n == 0 and mgs.value != mgs.value  # NaN
+    assert mgs.quality == "not scored: no frame selectable of 5 (turned_away 3, blurred 2); uncalibrated"
