@@ -199,6 +199,8 @@ def run_session(
         measures[key] = value
     measures = measures[list(MEASURES_COLUMNS)]
     quality: dict[str, Any] = {"session_id": session.session_id, "assay": session.assay}
+    if session.video is not None:  # report hooks may draw from it (contact sheets)
+        quality["video"] = str(session.video)
     if poses is not None:
         pos_missing = np.isnan(poses["position"].values).any(axis=1)
         quality["frames"] = int(poses.sizes["time"])

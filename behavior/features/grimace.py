@@ -681,7 +681,18 @@ def _report(context: ReportContext) -> list[ReportItem]:
         rows.append((sid, len(t), len(sel), round(float(sel["score"].mean()), 3) if len(sel) else None, why))
     if not rows:
         return []
+    items = []
+    sheet = _study_contact_sheet(context, sessions)
+    if sheet is not None:
+        items.append(
+            ReportItem(
+                title="Grimace: contact sheet",
+                png_base64=sheet,
+                caption="one selected frame per session (group, timepoint), with its AU scores and mean",
+            )
+        )
     return [
+        *items,
         ReportItem(
             title="Grimace: frames scored per session",
             columns=("session", "frames", "selected", "mean score", "frames rejected (reason)"),
@@ -689,6 +700,57 @@ def _report(context: ReportContext) -> list[ReportItem]:
             caption="Frames chosen as human scorers choose them: face in view, in profile, sharp, not grooming.",
         )
     ]
+
+
+def _study_contact_sheet(context: ReportContext, sessions: list[str], max_sessions: int = 18) -> str | None:
+    """A PNG (base64) of one selected face per session, captioned with its scores, for the study report."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pose_models.video import VideoReader
+
+    videos = {}
+    if not context.quality.empty and "video" in context.quality:
+        videos = dict(zip(context.quality["session_id"], context.quality["video"], strict=True))
+    ident = context.measures.drop_duplicates("session_id").set_index("session_id")
+    picks = []
+    for sid in sorted(sessions, key=lambda s: (str(ident.at[s, "group"]), str(ident.at[s, "timepoint"]), s)):
+        t = context.session_table(sid, "grimace_frames")
+        video = videos.get(sid)
+        if t is None or not isinstance(video, str) or not Path(video).is_file():
+            continue
+        sel = t[t["selected"].astype(bool)]
+        if len(sel):
+            picks.append((sid, video, sel.iloc[0]))
+        if len(picks) == max_sessions:
+            break
+    if not picks:
+        return None
+    ncol = min(6, len(picks))
+    nrow = math.ceil(len(picks) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 2.3 * nrow), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    aus = [a for a in dict.fromkeys(AU_NAMES["mouse"] + AU_NAMES["rat"]) if a in picks[0][2].index]
+    for ax, (sid, video, row) in zip(axes.ravel(), picks, strict=False):
+        frame = int(row["frame"])
+        with VideoReader(video) as reader:
+            img = next((b[list(i).index(frame)] for i, b in reader.batches(64, stop=frame + 1) if frame in i), None)
+        if img is not None:
+            ax.imshow(img)
+        group = context.group_names.get(str(ident.at[sid, "group"]), str(ident.at[sid, "group"]))
+        scores = " ".join(f"{a.split('_')[0][:2].upper()}{row[a]:.1f}" for a in aus)
+        ax.set_title(f"{group} {ident.at[sid, 'timepoint']}: {row['score']:.2f}\n{scores}", fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _methods(config: GrimaceConfig) -> str:

@@ -34,6 +34,10 @@ def test_score_on_a_study_manifest_scores_every_grimace_session(tmp_path):
     assert err.max() < 0.15
     assert set(mgs["quality"]) == {"uncalibrated"}
     assert (tmp_path / "out" / "sessions" / mgs["session_id"].iloc[0] / "grimace_frames.csv").is_file()
+    section = (tmp_path / "out" / "report.html").read_text().split("<h2>Spontaneous assays</h2>", 1)[1]
+    section = section.split("<h2>", 1)[0]
+    assert 'alt="Grimace: contact sheet" src="data:image/png;base64,' in section
+    assert "Grimace: frames scored per session" in section
 
 
 def test_grimace_score_and_calibrate_cli(tmp_path):
