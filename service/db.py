@@ -1,11 +1,23 @@
-"""Database schema (SQLAlchemy 2.0; SQLite by default, PostgreSQL by URL) and the session factory."""
+"""Database schema (SQLAlchemy 2.0; SQLite by default, PostgreSQL by URL), its migrations and the session factory.
+
+The models here are the schema's truth; ``service/migrations`` (Alembic) takes a database there: a
+change to a model goes with a new revision, and a test checks that an empty database migrated to head
+matches these models exactly.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -17,12 +29,18 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    make_url,
+    text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 __all__ = [
+    "BASELINE_REVISION",
     "Base",
+    "DatabaseUnavailableError",
     "Job",
     "Lab",
     "Recording",
@@ -31,11 +49,22 @@ __all__ = [
     "Study",
     "Token",
     "Upload",
+    "alembic_config",
+    "database_revision",
     "hash_token",
     "make_engine",
     "new_token",
+    "safe_url",
+    "session_factory",
+    "unavailable",
+    "upgrade_database",
     "utcnow",
 ]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: The revision of the schema the old ``create_all`` made (commit 66a6dae); older databases are stamped at it.
+BASELINE_REVISION = "0001_baseline"
+MIGRATION_LOCK_KEY = 0x7062_6D69_6772  # "pbmigr": the advisory lock migrations hold on PostgreSQL
 
 
 def utcnow() -> datetime:
@@ -99,7 +128,7 @@ class Recording(Base):
     metadata_json: Mapped[dict] = mapped_column(JSON)
     video_path: Mapped[str | None] = mapped_column(Text, default=None)
     pose_path: Mapped[str | None] = mapped_column(Text, default=None)
-    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     measures_json: Mapped[list | None] = mapped_column(JSON, default=None)
     quality_json: Mapped[dict | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -137,12 +166,12 @@ class Upload(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("labs.id"), index=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
-    session_id: Mapped[str] = mapped_column(String(200), default="")
+    session_id: Mapped[str] = mapped_column(String(200), default="", server_default="")
     filename: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
-    chunks: Mapped[list] = mapped_column(JSON, default=list)
-    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    chunks: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    state: Mapped[str] = mapped_column(String(16), default="receiving", server_default="receiving", index=True)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     metadata_json: Mapped[dict] = mapped_column(JSON)
     recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"), default=None)
@@ -170,14 +199,54 @@ class RigDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     rig_id: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str] = mapped_column(String(200))
-    request_sha256: Mapped[str] = mapped_column(String(64), default="")  # of body hash, file name and metadata
+    # of the body hash, file name and metadata
+    request_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
     recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"))
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so the API and workers share it."""
+class DatabaseUnavailableError(ValueError):
+    """The database cannot be reached: refused, unknown host, bad credentials, missing database.
+
+    A ``ValueError`` so the command line reports it as one line and exit 2 (a setting to fix, not a bug);
+    the API answers 503.
+    """
+
+
+def safe_url(url: str | URL) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def unavailable(url: str | URL, exc: BaseException) -> DatabaseUnavailableError:
+    """The one-line :class:`DatabaseUnavailableError` of a failed connection to ``url``."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(cause).__name__
+    return DatabaseUnavailableError(f"cannot reach the database {safe_url(url)}: {reason}")
+
+
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine for ``url``, the database brought to the newest schema (see :func:`upgrade_database`).
+
+    SQLite gets WAL and a busy timeout so the API and workers share it.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://user:pw@host/db``).
+    migrate
+        Run the migrations (the default); False only connects once to check the database is there.
+
+    Raises
+    ------
+    DatabaseUnavailableError
+        When the database cannot be reached (one line naming the URL, password hidden, and the reason).
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -189,9 +258,72 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    try:
+        if migrate:
+            upgrade_database(engine)
+        else:
+            with engine.connect():
+                pass
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        raise unavailable(url, exc) from exc
     return engine
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the migration lock of ``engine``'s database.
+
+    The API, workers and admin commands all migrate at start-up, perhaps at once: PostgreSQL serialises
+    them with a transaction-scoped advisory lock (and runs the DDL in that transaction), SQLite with an
+    exclusive lock on a file beside the database.
+    """
+    database = engine.url.database or ""
+    lock_file = None
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+        try:
+            lock_file = Path(database + ".migrate-lock").open("a")  # noqa: SIM115 - closed in finally
+        except OSError as exc:  # the database's folder is missing or not writable
+            raise unavailable(engine.url, exc) from exc
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            yield conn
+    finally:
+        if lock_file is not None:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+            lock_file.close()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The Alembic configuration of the service's migrations (``service/migrations``), on ``connection``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Bring ``engine``'s database to ``revision`` (default: the newest), under the migration lock.
+
+    An empty database is built from the baseline up; one made by the old ``create_all`` (tables but no
+    ``alembic_version``) is first stamped at :data:`BASELINE_REVISION`, the schema it has, then upgraded.
+    """
+    with _migration_lock(engine) as conn:
+        cfg = alembic_config(conn)
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" not in tables and "labs" in tables:
+            command.stamp(cfg, BASELINE_REVISION)
+        command.upgrade(cfg, revision)
+
+
+def database_revision(engine: Engine) -> str | None:
+    """The revision ``engine``'s database is at (None: never migrated)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -1,5 +1,6 @@
-"""The upload service with a real uvicorn server on 127.0.0.1 and a real database (SQLite; PostgreSQL
-when PAINBATTERY_TEST_POSTGRES_URL is set): uploads, jobs and workers, labs and tokens, rig hooks, bad input."""
+"""The upload service with a real uvicorn server on 127.0.0.1 and a real database (SQLite, and PostgreSQL
+when PAINBATTERY_TEST_POSTGRES_URL reaches one; a database of its own per server): uploads, jobs and workers,
+labs and tokens, rig hooks, bad input, a database that cannot be reached."""
 
 from __future__ import annotations
 
@@ -8,76 +9,16 @@ import hmac
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.fixtures.service import BIN, DATABASES, Server
+
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent / "painbattery"
-DATABASES = ["sqlite"] + (["postgres"] if os.environ.get("PAINBATTERY_TEST_POSTGRES_URL") else [])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A painbattery service in a subprocess, plus helpers to run CLI commands against its database."""
-
-    def __init__(self, root: Path, database: str, **settings: str) -> None:
-        self.root = root
-        self.env = {
-            **os.environ,
-            "PAINBATTERY_DATA_DIR": str(root / "data"),
-            "PAINBATTERY_LEASE_SECONDS": "2",
-            "PAINBATTERY_RETRY_BACKOFF_SECONDS": "0",
-            **settings,
-        }
-        if database == "postgres":
-            self.env["PAINBATTERY_DATABASE_URL"] = os.environ["PAINBATTERY_TEST_POSTGRES_URL"]
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not start: {self.proc.stderr.read1().decode() if self.proc.stderr else ''}")
-
-    def cli(self, *args: str) -> str:
-        out = subprocess.run([str(BIN), *args], env=self.env, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
-        return out.stdout.strip()
-
-    def lab(self, name: str) -> tuple[int, dict[str, str]]:
-        lab_id = int(self.cli("admin", "create-lab", name))
-        token = self.cli("admin", "create-token", str(lab_id))
-        return lab_id, {"Authorization": f"Bearer {token}"}
-
-    def worker(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [str(BIN), "worker", "--poll-seconds", "0.2", *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
+__all__ = ["BIN", "DATABASES", "Server", "metadata", "rig_headers", "upload", "wait_job"]  # used by the other suites
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -191,9 +132,10 @@ def test_bad_uploads_get_clear_4xx_and_leave_nothing_behind(server, clip, tmp_pa
     assert len([p for p in stored if "lab" in str(p)]) >= 1
 
 
-def test_oversized_upload_is_refused(tmp_path, clip):
+@pytest.mark.parametrize("database", DATABASES)
+def test_oversized_upload_is_refused(tmp_path, clip, database):
     clip_obj, paths = clip
-    srv = Server(tmp_path, "sqlite", PAINBATTERY_MAX_UPLOAD_BYTES="1000")
+    srv = Server(tmp_path, database, PAINBATTERY_MAX_UPLOAD_BYTES="1000")
     try:
         _, headers = srv.lab("lab-small")
         study = httpx.post(f"{srv.url}/api/v1/studies", json={"name": "s"}, headers=headers).json()["id"]
@@ -279,11 +221,10 @@ def test_signed_rig_posts_are_idempotent_and_bad_signatures_refused(server, clip
 
 
 @pytest.mark.parametrize("database", DATABASES)
-def test_killed_worker_job_is_finished_once_by_another(database, clip, tmp_path):
+def test_killed_worker_job_is_finished_once_by_another(database, clip, make_server):
     """Worker A takes the job and freezes; its lease runs out; B finishes; A wakes and must not record."""
     clip_obj, paths = clip
-    server = Server(tmp_path, database)  # a queue holding only this job
-    request_cleanup = server.stop
+    server = make_server(database)  # a database of its own: a queue holding only this job
     _, headers = server.lab("lab-kill")
     study = httpx.post(f"{server.url}/api/v1/studies", json={"name": "kill"}, headers=headers).json()["id"]
     job_id = upload(server, headers, study, paths["pose"], metadata(clip_obj, "k1")).json()["job_id"]
@@ -307,7 +248,6 @@ def test_killed_worker_job_is_finished_once_by_another(database, clip, tmp_path)
     assert final["status"] == "done"
     measures = httpx.get(f"{server.url}/api/v1/studies/{study}/measures", headers=headers).json()
     assert len([m for m in measures if m["measure"] == "latency_ipsi_s"]) == 1  # recorded once
-    request_cleanup()
 
 
 def test_watch_folder_waits_for_complete_files_and_never_scores_twice(tmp_path, clip):

@@ -294,12 +294,13 @@ def test_start_upload_checks_everything_but_the_file(server, clip):
         assert r.status_code == status and fragment in r.json()["detail"], (change, r.text)
 
 
-def test_abandoned_uploads_expire_and_quotas_hold(tmp_path, clip):
+@pytest.mark.parametrize("database", DATABASES)
+def test_abandoned_uploads_expire_and_quotas_hold(tmp_path, clip, database):
     clip_obj, paths = clip
     data = paths["video"].read_bytes()
     srv = Server(
         tmp_path,
-        "sqlite",
+        database,
         PAINBATTERY_UPLOAD_EXPIRY_HOURS=str(1.5 / 3600),
         PAINBATTERY_LAB_QUOTA_BYTES=str(len(data) + 1000),
     )

@@ -9,18 +9,17 @@ by the real scorer.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
 
-from tests.integration.test_service import BIN, DATABASES, Server, metadata, upload, wait_job
+from tests.integration.test_service import DATABASES, Server, metadata, upload, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +56,8 @@ def clip(tmp_path_factory):
 
 
 class Faulty:
-    """A server whose workers use the faulty scorer; every worker it starts is killed at :meth:`close`."""
+    """A server whose workers use the faulty scorer, on a database of its own (the queue holds only this
+    test's jobs); every worker it starts is killed at :meth:`close`, with the server."""
 
     def __init__(self, root: Path, database: str = "sqlite", **settings: str) -> None:
         (root / "scorers").mkdir(parents=True)
@@ -65,13 +65,9 @@ class Faulty:
         self.log = root / "scored.log"
         self.log.touch()
         pythonpath = os.pathsep.join(p for p in (str(root / "scorers"), os.environ.get("PYTHONPATH", "")) if p)
-        self.pg_database: str | None = None
-        if database == "postgres":  # a database of its own: the queue must hold only this test's jobs
-            self.pg_database = f"pb_faults_{uuid.uuid4().hex[:12]}"
-            settings["PAINBATTERY_DATABASE_URL"] = self._pg_admin(f"CREATE DATABASE {self.pg_database}")
         self.server = Server(
             root,
-            "sqlite",  # Server would point at the shared test database; the URL above wins for PostgreSQL
+            database,
             PYTHONPATH=pythonpath,
             PAINBATTERY_SCORER="faulty_scorer:score",
             FAULTY_SCORER_LOG=str(self.log),
@@ -79,18 +75,14 @@ class Faulty:
         )
         self.root = root
         self.workers: list[subprocess.Popen] = []
+        self.files: list[IO[str]] = []
 
     def worker(self, *args: str) -> subprocess.Popen:
         n = len(self.workers)
-        proc = subprocess.Popen(
-            [str(BIN), "worker", "--poll-seconds", "0.2", *args],
-            env=self.server.env,
-            stdout=(self.root / f"worker{n}.out").open("w"),
-            stderr=(self.root / f"worker{n}.err").open("w"),
-            start_new_session=True,  # its own process group: the worker and its scoring child
-        )
-        self.workers.append(proc)
-        return proc
+        out, err = (self.root / f"worker{n}.out").open("w"), (self.root / f"worker{n}.err").open("w")
+        self.files += [out, err]
+        self.workers.append(self.server.worker(*args, stdout=out, stderr=err))
+        return self.workers[-1]
 
     def output(self, proc: subprocess.Popen) -> str:
         n = self.workers.index(proc)
@@ -112,32 +104,11 @@ class Faulty:
         return self.log.read_text().split()
 
     def close(self) -> None:
-        for proc in self.workers:
-            with contextlib.suppress(ProcessLookupError):  # the whole group: a worker and any child left
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
         try:
-            self.server.stop()
+            self.server.stop()  # its workers (whole process groups), the server, the database
         finally:
-            if self.pg_database is not None:
-                self._pg_admin(f"DROP DATABASE IF EXISTS {self.pg_database} WITH (FORCE)")
-
-    def _pg_admin(self, statement: str) -> str:
-        """Run ``statement`` on the test PostgreSQL server; return the URL of this test's database."""
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        base = make_url(os.environ["PAINBATTERY_TEST_POSTGRES_URL"])
-        engine = create_engine(base, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(statement))
-        finally:
-            engine.dispose()
-        return base.set(database=self.pg_database).render_as_string(hide_password=False)
+            for fh in self.files:
+                fh.close()
 
 
 @pytest.fixture
@@ -150,7 +121,7 @@ def faulty(request, tmp_path):
 
     yield make
     for f in made:
-        f.close()
+        f.close()  # pass or fail
 
 
 def study_of(f: Faulty, lab: str) -> tuple[dict, int]:
