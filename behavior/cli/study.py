@@ -204,6 +204,11 @@ def simulate(
     write_provenance(out, command=f"simulate {assay}", config=config, outputs=outputs)
 
 
+#: Face clips (6 labelled frames each) and epochs of the demo's face model.
+DEMO_FACE_CLIPS = 16
+DEMO_FACE_EPOCHS = 40
+
+
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-output"),
     seed: Annotated[int, typer.Option(help="Random seed of the simulated study.")] = 0,
@@ -212,9 +217,10 @@ def demo(
     """Simulate a CCI + MSC study on the synthetic rig and score it end to end into a battery report.
 
     Control / CCI / CCI+MSC animals at baseline, day 7 and day 14, with hypersensitivity of the injured
-    paw after CCI and partial recovery with MSC written into the simulator. Hargreaves sessions go
-    from video through a pose model trained here on synthetic labelled frames; von Frey sessions use
-    pose files. Every assay with a feature extractor joins (the evoked ones so far).
+    paw after CCI, ongoing pain (grimace, less burrowing) and partial recovery with MSC written into the
+    simulator. Hargreaves sessions go from video through a paw model and grimace sessions through a
+    face model, both trained here on synthetic labelled frames; von Frey sessions use pose files and
+    burrowing reads the tube in the video. Every simulated assay with a registered module joins.
     """
     import pandas as pd
     import torch
@@ -238,29 +244,38 @@ def demo(
             n_jobs=min(2, os.cpu_count() or 1),
             progress=lambda d, t: progress.update(task, completed=d, total=t),
         )
-        task = progress.add_task("training the pose model on synthetic labelled frames", total=None)
         torch.set_num_threads(os.cpu_count() or 1)
-        frames = labelled_frames(assays=("hargreaves", "von_frey"), seed=10_000 + seed)
-        config = ModelConfig(
-            input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, patience_epochs=30)
-        )
-        train_model(
-            frames,
-            out / "pose_model",
-            config,
-            seed=seed,
-            progress=lambda e, n, f: progress.update(task, completed=e, total=n),
-        )
-    # Hargreaves sessions: video -> pose model; the others keep their pose files.
+        # (assay whose sessions go from video through this model, its training frames, clips, epochs, folder)
+        models = [("hargreaves", ("hargreaves", "von_frey"), 8, 30, out / "pose_model")]
+        if "grimace" in assays:
+            # face keypoints lie a few pixels apart: the face model needs more frames and epochs than paws
+            models.append(("grimace", ("grimace",), DEMO_FACE_CLIPS, DEMO_FACE_EPOCHS, out / "face_model"))
+        for i, (_, frame_assays, n_clips, epochs, model_dir) in enumerate(models):
+            task = progress.add_task(f"training the {model_dir.name.replace('_', ' ')} on synthetic frames", total=None)
+            config = ModelConfig(
+                input_scale=1.0,
+                neck_channels=32,
+                train=TrainConfig(epochs=epochs, batch_size=8, lr=2e-3, patience_epochs=epochs),
+            )
+            train_model(
+                labelled_frames(assays=frame_assays, n_clips=n_clips, seed=10_000 * (i + 1) + seed),
+                model_dir,
+                config,
+                seed=seed,
+                progress=lambda e, n, f, task=task: progress.update(task, completed=e, total=n),
+            )
     rows = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    by_video = rows["assay"] == "hargreaves"
-    rows.loc[by_video, "pose"] = ""
-    rows.loc[by_video, "model"] = str((out / "pose_model").resolve())
+    by_video = pd.Series(False, index=rows.index)
+    for assay, _, _, _, model_dir in models:  # these sessions go from video through their model
+        these = rows["assay"] == assay
+        rows.loc[these, "pose"] = ""
+        rows.loc[these, "model"] = str(model_dir.resolve())
+        by_video |= these
     demo_manifest = study_dir / "manifest_demo.csv"
     rows.to_csv(demo_manifest, index=False)
     console.print(
         f"study: {len(rows)} sessions ({', '.join(assays)}), {rows['animal_id'].nunique()} animals, "
-        f"{by_video.sum()} scored from video through the pose model"
+        f"{by_video.sum()} scored from video through a pose model"
     )
     _score_and_report(
         demo_manifest,
