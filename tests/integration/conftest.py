@@ -14,12 +14,6 @@ from tests.fixtures.service import Server, postgres_unavailable
 _POSTGRES_OUTCOMES: Counter[str] = Counter()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "postgres: runs on PostgreSQL (PAINBATTERY_TEST_POSTGRES_URL); skipped with the reason when absent"
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     postgres_items = [item for item in items if "postgres" in item.keywords]
     reason = postgres_unavailable() if postgres_items else None
