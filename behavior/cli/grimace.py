@@ -107,7 +107,10 @@ def grimace_score(
 def grimace_calibrate(
     scores: Annotated[Path, typer.Argument(help="CSV: video,frame (or image),animal,rater,<AU scores 0-2>[,pose].")],
     out: Annotated[Path, typer.Option("--out", help="Calibrated scorer to write (JSON).")],
-    model: Annotated[Path | None, typer.Option(help="Face pose model, for frames without a pose file.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Face pose model directory: keypoints of still images and of videos without a pose file."),
+    ] = None,
     species: Annotated[str | None, typer.Option(help="mouse (MGS) or rat (RGS); default from the config.")] = None,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds (grouped by animal).")] = 5,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key.sub=value.")] = None,

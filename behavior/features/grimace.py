@@ -69,6 +69,7 @@ __all__ = [
     "image_features",
     "score_frames",
     "select_frames",
+    "still_image_features",
 ]
 
 Species = Literal["mouse", "rat"]
@@ -411,6 +412,36 @@ def video_cues(
     if decoded < n:
         raise GrimaceError(f"{video}: expected {n} frames (as many as the poses), decoded {decoded}")
     return pd.DataFrame({"cheek_contrast": cheek, "sharpness": sharp, "paw_fraction": paw})
+
+
+def still_image_features(
+    images: list[np.ndarray], pos: np.ndarray, conf: np.ndarray, names: list[str], config: GrimaceConfig
+) -> pd.DataFrame:
+    """The features of still RGB images (any sizes) from their face keypoints, as for video frames.
+
+    ``pos`` (N, K, 2) and ``conf`` (N, K) are a face pose model's keypoints of each image. The geometry
+    comes from the keypoints in the head frame (:func:`face_features`) and the image cues from each
+    image's own face crop (:func:`image_features`), exactly as :func:`score_frames` computes them for a
+    frame of a video. Returns one row per image: ``face_ok``, ``yaw_deg``, :data:`FEATURES`,
+    ``sharpness`` and ``paw_fraction`` (NaN where no face was fitted).
+    """
+    pos = np.asarray(pos, float)
+    conf = np.where(np.isfinite(pos).all(axis=2), np.nan_to_num(np.asarray(conf, float)), 0.0)
+    frames = head_frames(pos, conf, names, config.geometry, config.selection)
+    feats = face_features(pos, names, frames)
+    points = _sampling_points(config.geometry)
+    n = len(images)
+    cheek, sharp, paw = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    for i, img in enumerate(images):
+        if frames["ok"][i]:
+            box = _face_boxes(pos[i : i + 1], conf[i : i + 1], config.selection.min_confidence, img.shape[:2])[0]
+            cheek[i], sharp[i], paw[i] = image_features(img, frames["A"][i], frames["t"][i], points, box)
+    table = pd.DataFrame({"face_ok": frames["ok"], "yaw_deg": frames["yaw_deg"]})
+    table = pd.concat([table, feats], axis=1)
+    table["cheek_contrast"] = cheek
+    table["sharpness"] = sharp
+    table["paw_fraction"] = paw
+    return table[["face_ok", "yaw_deg", *FEATURES, "sharpness", "paw_fraction"]]
 
 
 # ---------------------------------------------------------------------------------------- scoring

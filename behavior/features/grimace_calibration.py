@@ -95,37 +95,73 @@ def read_scores_csv(path: str | Path, species: str = "mouse") -> pd.DataFrame:
     for col in ("video", "image", "pose"):
         if col in df.columns:
             df[col] = [str((base / v).resolve()) if v and not Path(v).is_absolute() else v for v in df[col]]
-    if "frame" in df.columns:
-        df["frame"] = pd.to_numeric(df["frame"], errors="raise").astype(int)
-    df["frame_id"] = (
-        df["image"] if "image" in df.columns else df["video"] + "#" + df["frame"].astype(str)
-    )  # one id per scored frame
+    df["line"] = np.arange(len(df)) + 2  # the CSV line of each row, for errors naming it
+    is_image = (df["image"] != "") if "image" in df.columns else pd.Series(False, index=df.index)
+    if "video" not in df.columns:
+        df["video"] = ""
+    if "frame" not in df.columns:
+        df["frame"] = ""
+    for i in np.flatnonzero((~is_image).to_numpy()):
+        video, frame = df["video"].iloc[i], df["frame"].iloc[i]
+        if not video or not str(frame).strip().lstrip("-").isdigit():
+            raise GrimaceError(
+                f"{path} line {i + 2}: expected an image, or a video and an integer frame, "
+                f"got image '', video {video!r}, frame {frame!r}"
+            )
+    df["frame"] = [int(f) if not img else -1 for f, img in zip(df["frame"], is_image, strict=True)]
+    # one id per scored frame: the image's path, or video#frame
+    df["frame_id"] = np.where(is_image, df["image"] if "image" in df.columns else "",
+                              df["video"] + "#" + df["frame"].astype(str))  # fmt: skip
     return df
 
 
 def scored_frame_features(
     scores: pd.DataFrame, config: GrimaceConfig, *, model_dir: str | Path | None = None
 ) -> pd.DataFrame:
-    """Features of every scored frame (one row per ``frame_id``, with ``animal``), from poses and the video."""
+    """Features of every scored frame (one row per ``frame_id``, with ``animal``), from poses and the video.
+
+    Video rows take their keypoints from the row's pose file, else from the face pose model ``model_dir``;
+    still-image rows (``image``) always from the face pose model, then the same features as a video frame
+    (:func:`behavior.features.grimace.still_image_features`).
+
+    Raises
+    ------
+    GrimaceError
+        Image rows without ``model_dir``; a missing or unreadable image, or one where the model finds no
+        face (naming the first such row and counting them: none is dropped silently); a video frame out
+        of range.
+    """
     from pose_models.io import load_poses
 
     rows = []
     frames = scores.drop_duplicates("frame_id")
-    if "image" in frames.columns and (frames["image"] != "").any():
-        raise GrimaceError("still images in a scores CSV need a face pose model; score video frames instead")
+    is_image = (frames["image"] != "") if "image" in frames.columns else pd.Series(False, index=frames.index)
     estimator = None
-    for video, group in frames.groupby("video"):
+
+    def get_estimator() -> Any:
+        nonlocal estimator
+        if estimator is None:
+            from pose_models.inference import PoseEstimator
+
+            estimator = PoseEstimator.from_dir(model_dir)
+        return estimator
+
+    if is_image.any():
+        images = frames[is_image]
+        if model_dir is None:
+            raise GrimaceError(
+                f"the scores CSV has {len(images)} still image(s) (first: line {images['line'].iloc[0]}, "
+                f"{images['image'].iloc[0]}): expected a face pose model for their keypoints (--model DIR)"
+            )
+        rows.extend(_image_rows(images, config, get_estimator()))
+    for video, group in frames[~is_image].groupby("video"):
         pose = group["pose"].iloc[0] if "pose" in group.columns else ""
         if pose:
             poses = load_poses(pose)
         else:
             if model_dir is None:
                 raise GrimaceError(f"{video}: expected a pose column in the scores CSV or a face pose model (--model)")
-            if estimator is None:
-                from pose_models.inference import PoseEstimator
-
-                estimator = PoseEstimator.from_dir(model_dir)
-            poses = estimator.predict_video(video)
+            poses = get_estimator().predict_video(video)
         fps = float(poses.attrs.get("fps") or 30.0)
         table = score_frames(poses, video, config, fps=fps)
         n = len(table)
@@ -134,6 +170,43 @@ def scored_frame_features(
                 raise GrimaceError(f"{video}: expected a frame in [0, {n}), got {r['frame']}")
             rows.append({"frame_id": r["frame_id"], "animal": r["animal"], **table.loc[r["frame"], list(FEATURES)]})
     return pd.DataFrame(rows)
+
+
+def _image_rows(images: pd.DataFrame, config: GrimaceConfig, estimator: Any, batch: int = 16) -> list[dict]:
+    """Feature rows of the still images of a scores CSV (one per image), through the face pose model."""
+    import cv2
+
+    from behavior.features.grimace import still_image_features
+
+    rows: list[dict] = []
+    faceless: list[tuple[int, str]] = []
+    records = list(images[["line", "image", "frame_id", "animal"]].itertuples(index=False))
+    for start in range(0, len(records), batch):
+        chunk = records[start : start + batch]
+        rgb = []
+        for rec in chunk:
+            if not Path(rec.image).is_file():
+                raise GrimaceError(f"scores CSV line {rec.line}: expected an image file, got no file {rec.image}")
+            img = cv2.imread(rec.image, cv2.IMREAD_COLOR)
+            if img is None:
+                raise GrimaceError(f"scores CSV line {rec.line}: expected a readable image, got unreadable {rec.image}")
+            rgb.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        pos, conf = estimator.predict_images(rgb)
+        feats = still_image_features(rgb, pos, conf, list(estimator.keypoints), config)
+        for rec, (_, f) in zip(chunk, feats.iterrows(), strict=True):
+            if not f["face_ok"]:
+                faceless.append((rec.line, rec.image))
+                continue
+            rows.append({"frame_id": rec.frame_id, "animal": rec.animal, **f[list(FEATURES)]})
+    if faceless:
+        line, image = faceless[0]
+        s = config.selection
+        raise GrimaceError(
+            f"scores CSV line {line}: no face found in {image} ({len(faceless)} of {len(records)} image(s) without "
+            f"{s.min_face_keypoints} face keypoints at confidence >= {s.min_confidence}); remove those rows "
+            "or use a face model that finds them"
+        )
+    return rows
 
 
 # ------------------------------------------------------------------------------------ the model

@@ -196,3 +196,18 @@ def test_a_session_with_no_selectable_frame_says_why_instead_of_a_bare_nan():
     (mgs, *_) = session_measures(table, GrimaceConfig(), calibrated=False)
     assert mgs.n == 0 and mgs.value != mgs.value  # NaN
     assert mgs.quality == "not scored: no frame selectable of 5 (turned_away 3, blurred 2); uncalibrated"
+
+
+def test_scores_csv_takes_image_rows_beside_video_rows_and_asks_for_a_model(tmp_path):
+    (tmp_path / "mixed.csv").write_text(
+        "image,video,frame,animal,rater,orbital_tightening\nstills/a.png,,,M1,R1,1\n,v.mp4,3,M2,R1,2\n"
+    )
+    scores = gc.read_scores_csv(tmp_path / "mixed.csv")
+    assert scores["frame_id"].tolist() == [str((tmp_path / "stills/a.png").resolve()), f"{tmp_path.resolve()}/v.mp4#3"]
+    assert scores["line"].tolist() == [2, 3]
+    config = get_assay("grimace").load_config()
+    with pytest.raises(GrimaceError, match=r"1 still image\(s\) \(first: line 2, .*a.png\): .*--model DIR"):
+        gc.scored_frame_features(scores, config)
+    (tmp_path / "bad.csv").write_text("image,video,frame,animal,rater,orbital_tightening\n,v.mp4,,M2,R1,2\n")
+    with pytest.raises(GrimaceError, match="line 2: expected an image, or a video and an integer frame"):
+        gc.read_scores_csv(tmp_path / "bad.csv")
