@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASSAY_MODULES_ENV",
+    "ASSAY_NAME_PATTERN",
     "DOMAINS",
     "AssayConfigError",
     "AssaySpec",
@@ -46,6 +47,7 @@ __all__ = [
     "assay_names",
     "check_overrides",
     "get_assay",
+    "is_assay_name",
     "register_assay",
     "registered_assays",
 ]
@@ -54,7 +56,13 @@ Domain = Literal["evoked", "spontaneous", "affective"]
 DOMAINS: tuple[str, ...] = ("evoked", "spontaneous", "affective")
 ASSAY_MODULES_ENV = "PAINBATTERY_ASSAY_MODULES"
 ENTRY_POINT_GROUP = "painbattery.assays"
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: What an assay may be called (sessions, manifests, the synthetic rig and specs all check this one).
+ASSAY_NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"
+
+
+def is_assay_name(name: str) -> bool:
+    """Whether ``name`` has the form of an assay name (lower-case letters, digits, ``_``; at most 64)."""
+    return re.fullmatch(ASSAY_NAME_PATTERN, name) is not None
 
 
 class UnknownAssayError(ValueError):
@@ -167,7 +175,7 @@ class AssaySpec:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not is_assay_name(self.name):
             raise ValueError(f"expected an assay name of lower-case letters, digits and _, got {self.name!r}")
         if self.domain not in DOMAINS:
             raise ValueError(f"assay {self.name}: expected a domain in {DOMAINS}, got {self.domain!r}")

@@ -182,7 +182,7 @@ def _heatmap(
 
 def _assay_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) -> str:
     """Each scored assay's part of the methods (from its spec), with the parameters actually used."""
-    from behavior.assays import UnknownAssayError, registered_assays
+    from behavior.assays import registered_assays
 
     present = set(measures["assay"]) if not measures.empty else set()
     overrides = list((parameters or {}).get("overrides") or [])
@@ -192,7 +192,7 @@ def _assay_methods(measures: pd.DataFrame, parameters: dict[str, Any] | None) ->
             continue
         try:
             cfg = spec.load_config(spec.applicable_overrides(overrides))
-        except (ValueError, UnknownAssayError):
+        except ValueError:  # a service report has no study overrides to check: fall back to the file
             cfg = spec.load_config()
         parts.append(spec.methods(cfg))
     return " ".join(parts)

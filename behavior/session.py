@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from behavior.assays import is_assay_name
+
 __all__ = [
     "EVENT_COLUMNS",
     "SESSION_ID_PATTERN",
@@ -116,7 +118,7 @@ class Session(BaseModel):
     def _assay_name(cls, v: str) -> str:
         # Which assays exist is the registry's business (behavior.assays), checked at the boundaries
         # (manifests, sidecars, uploads, the orchestrator) by check_assay(); here only the form.
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", v):
+        if not is_assay_name(v):
             raise ValueError(f"expected an assay name of lower-case letters, digits and _, got {v[:60]!r}")
         return v
 

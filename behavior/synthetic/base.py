@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import xarray as xr
 from pydantic import ValidationError
 
+from behavior.assays import is_assay_name
 from behavior.session import Event, Session, write_session_sidecar
 from pose_models.poses import from_numpy
 
@@ -122,7 +122,7 @@ def register_simulator(assay: str, params: type | None = None) -> Callable[[F], 
 
     The decorated function is called as ``fn(params, rng)`` and returns a :class:`Clip`.
     """
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", assay):
+    if not is_assay_name(assay):
         raise ValueError(f"expected an assay name of lower-case letters, digits and _, got {assay!r}")
 
     def decorate(fn: F) -> F:
