@@ -201,10 +201,13 @@ def probe_video(path: str | Path) -> VideoInfo:
             cap.set(cv2.CAP_PROP_POS_FRAMES, n_frames - 1)
             ok, _ = cap.read()
             if not ok or int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != n_frames:
+                # The seek is only a fast proof; where it fails (a one-frame file cannot seek back to its
+                # only frame), count from the start and refuse only a file that really falls short.
                 decoded = _count_from_start(path)
-                raise VideoError(
-                    f"{path}: truncated or corrupt video, header says {n_frames} frames but only {decoded} decode"
-                )
+                if decoded < n_frames:
+                    raise VideoError(
+                        f"{path}: truncated or corrupt video, header says {n_frames} frames but only {decoded} decode"
+                    )
     finally:
         cap.release()
     return VideoInfo(path=path, fps=fps, n_frames=n_frames, width=width, height=height, codec=codec)

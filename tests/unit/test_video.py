@@ -161,6 +161,15 @@ def test_truncated_videos_are_caught(tmp_path, clip):
         probe_video(tmp_path / "tail_cut.mp4")
 
 
+def test_a_one_frame_video_is_a_video_not_a_truncated_one(tmp_path):
+    # the end-of-file seek cannot land back on a file's only frame: it was refused as "1 frames but only 1"
+    path = write_video(tmp_path / "one.mp4", light_clip(1, []), fps=2.0)
+    info = probe_video(path)
+    assert info.n_frames == 1
+    with VideoReader(path) as reader:
+        assert sum(len(b) for _, b in reader.batches(8)) == 1
+
+
 def test_a_region_relative_to_a_chamber_and_one_outside_the_frame():
     from pathlib import Path
 
