@@ -36,7 +36,9 @@ def model_dir(tmp_path_factory) -> Path:
     from pose_models.train import train_model
 
     torch.set_num_threads(2)
-    frames = labelled_frames(assays=("hargreaves",), n_clips=6, frames_per_clip=6, seed=20_000)
+    # 10 clips, not 6: training is not bit-reproducible here (issue 17), and on 36 frames one run in a few
+    # gave a model with a spurious paw jump in one chamber (a latency 59 frames early)
+    frames = labelled_frames(assays=("hargreaves",), n_clips=10, frames_per_clip=6, seed=20_000)
     config = ModelConfig(
         input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, patience_epochs=30)
     )
