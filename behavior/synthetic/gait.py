@@ -35,7 +35,16 @@ import numpy as np
 from behavior.synthetic.base import Clip, make_clip, register_simulator
 from behavior.synthetic.render import blotches, finish, grain, paint_capsule, paint_ellipse
 
-__all__ = ["GAIT_KEYPOINTS", "GAIT_SKELETON", "PAWS", "GaitParams", "simulate_gait"]
+__all__ = [
+    "GAIT_KEYPOINTS",
+    "GAIT_SKELETON",
+    "PAWS",
+    "GaitParams",
+    "GaitSession",
+    "simulate_gait",
+    "simulate_gait_session",
+    "walk_positions",
+]
 
 PAWS = ("left_fore", "right_fore", "left_hind", "right_hind")
 GAIT_KEYPOINTS = ("snout", "left_fore", "right_fore", "left_hind", "right_hind", "tailbase")
@@ -197,33 +206,19 @@ def simulate_gait(params: GaitParams, rng: np.random.Generator) -> Clip:
     n = max(round(duration * p.fps), 2)
     t = np.arange(n) / p.fps
     body0_mm = -5.0 - p.snout_ahead_mm  # the snout starts just outside the left edge
-    cy = (h - 1) / 2
     start_phase = float(rng.uniform(0.0, 1.0))
 
     def body_x_mm(time: np.ndarray | float) -> np.ndarray | float:
         return body0_mm + p.speed_mm_s * time
 
-    pos = np.zeros((n, len(GAIT_KEYPOINTS), 2))
-    stance = {}
+    pos, stance = walk_positions(p, t, start_phase, body0_mm)
     paw_truth: dict[str, Any] = {}
     for paw in PAWS:
         stride, S = p.stride_length_mm[paw], p.stance_duration_s[paw]
         T = stride / p.speed_mm_s
-        shift = p.phase_offset[paw] + start_phase
-        k = np.floor(t / T - shift)
-        t_start = (k + shift) * T
-        tau = t - t_start
-        in_stance = tau < S
-        ahead = p.fore_ahead_mm if paw.endswith("fore") else -p.hind_behind_mm
-        x_stance = body_x_mm(t_start + S / 2) + ahead  # landing point of stance k
-        s = np.clip((tau - S) / (T - S), 0.0, 1.0)
-        x_mm = np.where(in_stance, x_stance, x_stance + stride * (s - np.sin(2 * np.pi * s) / (2 * np.pi)))
-        base = p.fore_base_mm if paw.endswith("fore") else p.hind_base_mm
-        y_px = cy + (base / 2 * ppm if paw.startswith("left") else -base / 2 * ppm)
         j = GAIT_KEYPOINTS.index(paw)
-        pos[:, j, 0] = x_mm * ppm
-        pos[:, j, 1] = y_px
-        stance[paw] = in_stance
+        in_stance = stance[paw]
+        y_px = float(pos[0, j, 1])
         a, b = p.print_axes_px(paw)
         intervals, positions, in_view = [], [], []
         edges = np.diff(in_stance.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
@@ -248,8 +243,6 @@ def simulate_gait(params: GaitParams, rng: np.random.Generator) -> Clip:
             "stance_in_view": in_view,
         }
     body_x_px = body_x_mm(t) * ppm
-    pos[:, GAIT_KEYPOINTS.index("snout")] = np.c_[body_x_px + p.snout_ahead_mm * ppm, np.full(n, cy)]
-    pos[:, GAIT_KEYPOINTS.index("tailbase")] = np.c_[body_x_px - p.tailbase_behind_mm * ppm, np.full(n, cy)]
     _check_prints_apart(p, pos, stance)
 
     frames = _render(p, rng, pos, stance, body_x_px)
@@ -277,6 +270,43 @@ def simulate_gait(params: GaitParams, rng: np.random.Generator) -> Clip:
         truth=truth,
         confidence=visible.astype(float),
     )
+
+
+def walk_positions(
+    p: GaitParams, t: np.ndarray, start_phase: float, body0_mm: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Keypoint positions (pixels, ``(n, keypoints, 2)``) and per-paw stance masks of a straight walk.
+
+    The body centre is at ``body0_mm + speed_mm_s * t`` along +x and at the frame's middle row; the
+    snout and tail base ride with it. See the module docstring for the paws' cycle.
+    """
+    ppm = p.px_per_mm
+    cy = (p.frame_height_px - 1) / 2
+    n = len(t)
+    pos = np.zeros((n, len(GAIT_KEYPOINTS), 2))
+    stance = {}
+    for paw in PAWS:
+        stride, S = p.stride_length_mm[paw], p.stance_duration_s[paw]
+        T = stride / p.speed_mm_s
+        shift = p.phase_offset[paw] + start_phase
+        k = np.floor(t / T - shift)
+        t_start = (k + shift) * T
+        tau = t - t_start
+        in_stance = tau < S
+        ahead = p.fore_ahead_mm if paw.endswith("fore") else -p.hind_behind_mm
+        x_stance = body0_mm + p.speed_mm_s * (t_start + S / 2) + ahead  # landing point of stance k
+        s = np.clip((tau - S) / (T - S), 0.0, 1.0)
+        x_mm = np.where(in_stance, x_stance, x_stance + stride * (s - np.sin(2 * np.pi * s) / (2 * np.pi)))
+        base = p.fore_base_mm if paw.endswith("fore") else p.hind_base_mm
+        y_px = cy + (base / 2 * ppm if paw.startswith("left") else -base / 2 * ppm)
+        j = GAIT_KEYPOINTS.index(paw)
+        pos[:, j, 0] = x_mm * ppm
+        pos[:, j, 1] = y_px
+        stance[paw] = in_stance
+    body_x_px = (body0_mm + p.speed_mm_s * t) * ppm
+    pos[:, GAIT_KEYPOINTS.index("snout")] = np.c_[body_x_px + p.snout_ahead_mm * ppm, np.full(n, cy)]
+    pos[:, GAIT_KEYPOINTS.index("tailbase")] = np.c_[body_x_px - p.tailbase_behind_mm * ppm, np.full(n, cy)]
+    return pos, stance
 
 
 def _check_prints_apart(p: GaitParams, pos: np.ndarray, stance: dict[str, np.ndarray]) -> None:
@@ -329,3 +359,142 @@ def _render(
                 paint_ellipse(img, (x, y), (2.2 * ppm, 1.8 * ppm), 0.0, SWING_PAW_RGB, 0.9)
         frames[i] = finish(img, rng)
     return frames
+
+
+# ------------------------------------------------------------------------------ freely moving session
+
+
+@dataclass
+class GaitSession:
+    """A pose-only freely moving session: tracks, the planted bouts and stances, and the walk's parameters.
+
+    Attributes
+    ----------
+    poses
+        Poses dataset (``GAIT_KEYPOINTS``), confidence 0 where a paw is hidden (rearing).
+    truth
+        ``bouts``: inclusive frame intervals of the planted walking bouts; ``paws``: per paw its
+        ``stance_intervals`` inside bouts; ``walk``: stride, stance, swing, cycle, duty and phase offsets.
+    """
+
+    poses: Any
+    truth: dict[str, Any]
+
+
+def simulate_gait_session(
+    params: GaitParams | None = None,
+    *,
+    seed: int = 0,
+    n_bouts: int = 3,
+    bout_duration_s: float = 2.0,
+    pause_s: float = 1.0,
+    turn_s: float = 0.6,
+    settle_s: float = 0.25,
+    rear_s: float = 0.8,
+    jitter_px: float = 0.0,
+) -> GaitSession:
+    """A freely moving (open-field) session: walking bouts separated by stops, rearing and turns.
+
+    Each bout is the straight walk of ``params`` (:func:`walk_positions`) along a heading of its own. After
+    a bout the animal stops (every keypoint still) for ``pause_s``; after the first bout it also rears
+    (fore paws hidden: confidence 0, hind paws still) for ``rear_s``; then it turns on the spot by 60-150
+    degrees over ``turn_s`` (every keypoint rotates about the body centre) and its keypoints move
+    linearly to the next bout's first positions over ``settle_s``. ``jitter_px`` adds Gaussian noise to
+    every tracked point. Nothing is rendered.
+    """
+    from pose_models.poses import from_numpy
+
+    p = params if params is not None else GaitParams()
+    rng = np.random.default_rng(seed)
+    fps, ppm = p.fps, p.px_per_mm
+    cy = (p.frame_height_px - 1) / 2
+    n_bout = round(bout_duration_s * fps)
+    segments: list[np.ndarray] = []
+    conf: list[np.ndarray] = []
+    bouts, stances = [], {paw: [] for paw in PAWS}
+    heading = float(rng.uniform(0, 2 * np.pi))
+    centre = np.array([0.0, 0.0])
+    frame = 0
+    k = len(GAIT_KEYPOINTS)
+    for b in range(n_bouts):
+        t = np.arange(n_bout) / fps
+        local, st = walk_positions(p, t, float(rng.uniform(0, 1)), 0.0)
+        local = local - np.array([0.0, cy])  # body centre at the origin at t = 0
+        rot = np.array([[np.cos(heading), -np.sin(heading)], [np.sin(heading), np.cos(heading)]])
+        walk = centre + local @ rot.T
+        if segments:  # settle from the last pose into this bout's first one
+            last = segments[-1][-1]
+            m = max(1, round(settle_s * fps))
+            f = (np.arange(1, m + 1) / (m + 1))[:, None, None]
+            segments.append(last + f * (walk[0] - last))
+            conf.append(np.ones((m, k)))
+            frame += m
+        segments.append(walk)
+        conf.append(np.ones((n_bout, k)))
+        bouts.append([frame, frame + n_bout - 1])
+        for paw in PAWS:
+            d = np.diff(np.r_[0, st[paw].astype(np.int8), 0])
+            for s0, s1 in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1, strict=True):
+                if s0 > 0 and s1 < n_bout - 1:
+                    stances[paw].append([frame + int(s0), frame + int(s1)])
+        frame += n_bout
+        if b == n_bouts - 1:
+            break
+        end = walk[-1]
+        centre = (end[GAIT_KEYPOINTS.index("snout")] + end[GAIT_KEYPOINTS.index("tailbase")]) / 2
+        m = round(pause_s * fps)
+        segments.append(np.repeat(end[None], m, axis=0))
+        conf.append(np.ones((m, k)))
+        frame += m
+        if b == 0 and rear_s > 0:
+            m = round(rear_s * fps)
+            segments.append(np.repeat(end[None], m, axis=0))
+            c = np.ones((m, k))
+            c[:, [GAIT_KEYPOINTS.index("left_fore"), GAIT_KEYPOINTS.index("right_fore")]] = 0.0
+            conf.append(c)
+            frame += m
+        turn = float(rng.uniform(60, 150)) * (1 if rng.random() < 0.5 else -1)
+        m = max(2, round(turn_s * fps))
+        ang = np.radians(turn) * (0.5 - 0.5 * np.cos(np.pi * np.arange(1, m + 1) / m))
+        c, s_ = np.cos(ang)[:, None], np.sin(ang)[:, None]
+        rel = end - centre
+        x = centre[0] + c * rel[None, :, 0] - s_ * rel[None, :, 1]
+        y = centre[1] + s_ * rel[None, :, 0] + c * rel[None, :, 1]
+        segments.append(np.stack([x, y], axis=-1))
+        conf.append(np.ones((m, k)))
+        frame += m
+        heading += np.radians(turn)
+    pos = np.concatenate(segments)
+    cf = np.concatenate(conf)
+    if jitter_px > 0:
+        pos = pos + rng.normal(0.0, jitter_px, pos.shape)
+    pos = pos + np.array([2000.0, 2000.0])  # keep coordinates positive (an arena far from the origin)
+    poses = from_numpy(
+        pos.transpose(0, 2, 1)[..., None],
+        cf[:, :, None],
+        keypoint_names=list(GAIT_KEYPOINTS),
+        fps=fps,
+        source_software="painbattery-synthetic",
+        skeleton=[list(e) for e in GAIT_SKELETON],
+    )
+    walk_truth = {
+        paw: {
+            "stride_length_mm": p.stride_length_mm[paw],
+            "stance_duration_s": p.stance_duration_s[paw],
+            "swing_duration_s": p.stride_length_mm[paw] / p.speed_mm_s - p.stance_duration_s[paw],
+            "cycle_duration_s": p.stride_length_mm[paw] / p.speed_mm_s,
+            "duty_cycle": p.stance_duration_s[paw] / (p.stride_length_mm[paw] / p.speed_mm_s),
+            "phase_offset": p.phase_offset[paw],
+        }
+        for paw in PAWS
+    }
+    truth = {
+        "fps": fps,
+        "px_per_mm": ppm,
+        "n_frames": len(pos),
+        "speed_mm_s": p.speed_mm_s,
+        "base_of_support_mm": {"fore": p.fore_base_mm, "hind": p.hind_base_mm},
+        "bouts": bouts,
+        "paws": {paw: {**walk_truth[paw], "stance_intervals": stances[paw]} for paw in PAWS},
+    }
+    return GaitSession(poses=poses, truth=truth)

@@ -1,0 +1,94 @@
+"""``painbattery gait POSES``: stance / swing, strides, inter-limb phase and prints from paw tracks (+ video)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from behavior.cli.common import _print_frame, console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``gait`` command to the root app."""
+    app.command("gait")(gait)
+
+
+def gait(
+    poses: Annotated[Path, typer.Argument(help="Paw tracks: DLC .csv/.h5, SLEAP, NWB or netCDF poses.")],
+    fps: Annotated[float, typer.Option("--fps", help="Frame rate of the tracks (frames per second).")],
+    px_per_mm: Annotated[float, typer.Option("--px-per-mm", help="Scale of the video (pixels per mm).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the tables, measures and footfall.png.")],
+    video: Annotated[Path | None, typer.Option("--video", help="Bottom-up video, for print area / intensity.")] = None,
+    side: Annotated[str | None, typer.Option("--side", help="Injured (ipsilateral) paw side: left or right.")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="walkway, open-field or side (default: config).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Gait config override key=value.")] = None,
+) -> None:
+    """Per-step, per-run/bout and per-session gait tables, the pain ratios and a footfall diagram."""
+    import pandas as pd
+
+    from behavior.assays import get_assay
+    from behavior.features.gait import GaitError, analyse_gait, footfall_figure, gait_result
+    from behavior.provenance import write_provenance
+    from pose_models.io import load_poses
+
+    if side is not None and side not in ("left", "right"):
+        raise GaitError(f"expected --side left or right, got {side!r}")
+    overrides = list(set_ or [])
+    if mode is not None:
+        if mode not in ("walkway", "open-field", "side"):
+            raise GaitError(f"expected --mode walkway, open-field or side, got {mode!r}")
+        overrides.append(f"mode={mode}")
+    overrides.append("measures=all")
+    config = get_assay("gait").load_config(overrides)
+    if not (fps > 0):
+        raise GaitError(f"expected --fps > 0, got {fps}")
+    if video is not None and not video.is_file():
+        raise FileNotFoundError(f"video not found: {video}")
+    tracks = load_poses(poses, fps=fps)
+    analysis = analyse_gait(tracks, fps, px_per_mm, config, video=video)  # type: ignore[arg-type]
+    result = gait_result(analysis, fps, side, "all")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in result.tables.items():
+        path = out / f"{name}.csv"
+        table.to_csv(path, index=False)
+        written.append(path)
+    measures = result.measures_frame()
+    measures.to_csv(out / "measures.csv", index=False)
+    pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
+    fig = footfall_figure(analysis.stances[analysis.stances["in_kept_bout"]], fps, side=side, title=poses.name)
+    fig.tight_layout()
+    fig.savefig(out / "footfall.png", dpi=110)
+    written += [out / "measures.csv", out / "quality.csv", out / "footfall.png"]
+    write_provenance(
+        out,
+        command="gait",
+        config=config.model_dump(mode="json"),
+        inputs=[poses, *([video] if video is not None else [])],
+        outputs=written,
+    )
+    keep = measures[measures["measure"].isin(_SHOWN) | measures["measure"].str.contains("_ratio_")]
+    _print_frame(keep[["measure", "value", "unit", "n", "quality"]], f"gait: {poses.name}")
+    q = result.quality
+    unit = "run" if config.mode == "walkway" else "bout"  # type: ignore[attr-defined]
+    console.print(
+        f"{q[f'{unit}s_kept']} of {q[f'{unit}s_found']} {unit}s kept, {q['strides']} strides, "
+        f"{q['stances_incomplete']} stances not timed; wrote {out}"
+    )
+
+
+_SHOWN = {
+    "stride_length_mm",
+    "duty_cycle",
+    "cadence_hz",
+    "body_speed_mm_s",
+    "phase_lf_rh",
+    "phase_rf_lh",
+    "phase_lf_rf",
+    "phase_lh_rh",
+    "base_of_support_fore_mm",
+    "base_of_support_hind_mm",
+    "regularity_index_percent",
+}
