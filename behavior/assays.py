@@ -152,6 +152,17 @@ class AssaySpec:
         ``methods(config) -> str``: the assay's sentence(s) for the report's methods text.
     report
         ``report(context) -> list[ReportItem]``: figures or tables of its own for the study report.
+    poses_optional
+        With ``needs_poses`` False: use poses when the session has them (a pose file, or a video and a
+        pose model), else the extractor gets ``poses=None`` and works from the video (place preference
+        tracks the body centre by background subtraction when there is no pose model).
+    across_sessions
+        ``across_sessions(measures, quality, config) -> DataFrame``: measures that compare sessions of one
+        animal (a test against its pre-test), computed once per study after every session is scored, from
+        the study's long Measures rows of this assay and its quality rows (None when unknown). Returns
+        rows ``session_id, measure, value, unit, n, quality`` (and optionally ``note``: one line saying why
+        a value is NaN), each attributed to one of the given sessions. :func:`behavior.pipeline.study_measures`
+        runs it; :func:`behavior.pipeline.run_session`, which sees one session, never does.
     labels
         Human labels of its quality figures and trial outcomes, for the report's tables.
     description
@@ -173,6 +184,8 @@ class AssaySpec:
     report: Callable[[ReportContext], list[ReportItem]] | None = None
     labels: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    poses_optional: bool = False
+    across_sessions: Callable[[pd.DataFrame, pd.DataFrame | None, BaseModel], pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if not is_assay_name(self.name):
@@ -239,6 +252,8 @@ class AssaySpec:
         out = []
         if self.needs_poses:
             out.append("poses (pose file, or video + pose model)")
+        elif self.poses_optional:
+            out.append("poses when there are any (pose file, or video + pose model), else the video")
         if self.needs_video:
             out.append("video")
         if self.needs_events:

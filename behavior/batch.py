@@ -1,6 +1,8 @@
 """Scoring a whole study: manifest in; measures, battery, statistics and report out.
 
-Every session goes through :func:`behavior.pipeline.run_session`. Results are cached per session
+Every session goes through :func:`behavior.pipeline.run_session`; measures that compare sessions of
+an animal (an assay's ``across_sessions`` step) are added once the study's sessions are scored
+(:func:`behavior.pipeline.study_measures`). Results are cached per session
 under ``OUT/cache/<session_id>.json``, keyed by the content of the session's inputs and config
 (:func:`behavior.pipeline.session_key`), and written atomically when the session finishes, so an
 interrupted run resumes where it stopped and a re-run scores only sessions whose inputs changed. One
@@ -32,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from behavior.assays import check_overrides
-from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key
+from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key, study_measures
 from behavior.session import ManifestError, Session, read_manifest
 
 __all__ = ["StudyResult", "model_for", "predict_shared", "score_session", "score_study", "shared_videos"]
@@ -46,6 +48,8 @@ class StudyResult:
     quality: pd.DataFrame
     failures: pd.DataFrame
     statuses: dict[str, str] = field(default_factory=dict)
+    #: One line per across-session value that could not be computed (a test without its pre-test ...).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_cached(self) -> int:
@@ -334,11 +338,15 @@ def score_study(
         measures.extend(r["measures"])
         quality.append(r["quality"])
     measures_df = pd.DataFrame(measures, columns=list(MEASURES_COLUMNS))
+    quality_df = pd.DataFrame(quality)
+    # measures that compare sessions of an animal (a test against its pre-test): once, over the whole study
+    measures_df, notes = study_measures(measures_df, quality_df, overrides=tuple(overrides))
     return StudyResult(
         measures=measures_df,
-        quality=pd.DataFrame(quality),
+        quality=quality_df,
         failures=pd.DataFrame(failures, columns=["session_id", "assay", "error"]),
         statuses=statuses,
+        notes=notes,
     )
 
 

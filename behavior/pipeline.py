@@ -25,7 +25,7 @@ from behavior.assays import UnknownAssayError, get_assay
 from behavior.provenance import file_sha256
 from behavior.session import ManifestError, Session
 
-__all__ = ["MEASURES_COLUMNS", "SessionError", "SessionResult", "run_session", "session_key"]
+__all__ = ["MEASURES_COLUMNS", "SessionError", "SessionResult", "run_session", "session_key", "study_measures"]
 
 MEASURES_COLUMNS = (
     "session_id",
@@ -170,7 +170,10 @@ def run_session(
     session.check_files()
     config = spec.load_config(spec.applicable_overrides(overrides))
     poses, poses_path = None, None
-    if spec.needs_poses:
+    has_poses = session.pose is not None or predicted_poses is not None
+    if spec.needs_poses or (
+        spec.poses_optional and (has_poses or (session.video is not None and (session.model or model) is not None))
+    ):
         poses, poses_path = _poses_for(session, work_dir, model, threads, progress, predicted_poses)
         if spec.keypoints is not None:
             have = {str(k) for k in poses["keypoints"].values}
@@ -210,3 +213,63 @@ def run_session(
         quality["pose_source"] = "none"
     quality.update(result.quality)  # the assay's own figures (trials by outcome, ...)
     return SessionResult(session.session_id, measures, result.tables, quality, poses_path)
+
+
+def study_measures(
+    measures: pd.DataFrame,
+    quality: pd.DataFrame | None = None,
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+) -> tuple[pd.DataFrame, list[str]]:
+    """Add the measures that compare sessions (each assay's ``across_sessions`` step) to a study's table.
+
+    Run once per study on the long Measures table of its scored sessions (batch scoring, the service's
+    study tables): every registered assay with an ``across_sessions`` step gets its own rows and quality
+    rows and returns new rows for its sessions (a test minus its pre-test), which take the identity
+    columns of the session they belong to. Steps are recomputed every time (they are cheap), so a
+    re-scored pre-test changes its tests' scores. Names no assay.
+
+    Returns
+    -------
+    measures, notes
+        The table with the new rows appended, and one line per value a step could not compute (NaN
+        with a reason in ``quality``).
+
+    Raises
+    ------
+    SessionError
+        If a step returns a row for a session that is not among its assay's sessions.
+    """
+    from behavior.assays import registered_assays
+
+    if measures.empty or "assay" not in measures:
+        return measures, []
+    added: list[pd.DataFrame] = []
+    notes: list[str] = []
+    for name, spec in registered_assays().items():
+        if spec.across_sessions is None:
+            continue
+        own = measures[measures["assay"] == name]
+        if own.empty:
+            continue
+        own_quality = None
+        if quality is not None and not quality.empty and "session_id" in quality:
+            own_quality = quality[quality["session_id"].isin(set(own["session_id"]))]
+        config = spec.load_config(spec.applicable_overrides(overrides))
+        rows = spec.across_sessions(own, own_quality, config)
+        if rows is None or rows.empty:
+            continue
+        identity = own.drop_duplicates("session_id").set_index("session_id")
+        unknown = sorted(set(rows["session_id"]) - set(identity.index))
+        if unknown:
+            raise SessionError(f"assay {name}: its across-session step returned rows for unknown sessions {unknown}")
+        if "note" in rows:
+            notes.extend(str(n) for n in rows["note"] if isinstance(n, str) and n)
+        rows = rows.drop(columns=["note"], errors="ignore").copy()
+        for col in ("animal_id", "group", "timepoint", "assay", "domain"):
+            rows[col] = rows["session_id"].map(identity[col])
+        added.append(rows[list(MEASURES_COLUMNS)])
+    if not added:
+        return measures, notes
+    out = pd.concat([measures, *added], ignore_index=True)
+    return out[list(MEASURES_COLUMNS)], notes

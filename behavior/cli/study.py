@@ -90,6 +90,8 @@ def _score_and_report(
     )
     for row in result.failures.itertuples():
         err_console.print(f"[yellow]failed[/yellow] {row.session_id}: {row.error}")
+    for note in result.notes:
+        err_console.print(f"[yellow]warning[/yellow]: {note}")
     from behavior.battery import completeness
 
     for warning in completeness(result.measures):

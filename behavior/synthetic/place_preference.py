@@ -5,12 +5,18 @@ Ground truth
 The chambers are separated by a wall at ``divider_x_px`` with a doorway. A frame counts for the
 right chamber when the ``centroid`` keypoint's x is greater than ``divider_x_px``, for the left one
 otherwise; the trajectory is built so that this rule gives exactly ``round(time_in_paired_s * fps)``
-frames in the paired chamber (times are frame counts / fps). An *entry* is a frame in a chamber
-whose previous frame was in the other one (the first frame does not count). The mouse starts in
+frames in the paired chamber (times are frame counts / fps; without boundary flicker). An *entry* is
+a frame in a chamber whose previous frame was in the other one (the first frame does not count). The mouse starts in
 ``start_chamber``; ``latency_to_first_entry_s`` is the time of the first frame in the paired chamber
 (0 when it starts there). Visits are at least ``min_visit_s`` long; within a visit the mouse walks
 between random waypoints inside the chamber (straight segments with smooth starts and stops, so it
 never crosses the divider) and it crosses only through the doorway.
+
+Boundary flicker: with ``boundary_flicker_frames = f > 0`` the animal hesitates in the doorway at every
+crossing: the first ``f`` frames of each visit after the first alternate new chamber, old chamber, new,
+... just either side of the divider (what a body centre jittering on the line looks like). Those frames
+count by the rule above (``time_in_paired_s``, ``n_entries_raw``: every step into the paired chamber),
+while ``n_entries`` counts the visits to it (flicker excluded): the entries a scorer should report.
 
 The left chamber has a bar (grid-rod) floor, the right one a perforated floor, the usual tactile
 cues. Keypoints: ``snout``, ``centroid`` (area centroid of the body silhouette, tail excluded),
@@ -58,6 +64,8 @@ class PlacePreferenceParams:
         Shortest stay in a chamber.
     speed_mm_s
         Typical walking speed between waypoints.
+    boundary_flicker_frames
+        Frames of hesitation across the divider at the start of each visit after the first (0: none).
     """
 
     time_in_paired_s: float | None = None
@@ -72,6 +80,7 @@ class PlacePreferenceParams:
     px_per_mm: float = 0.75
     frame_width_px: int = 320
     frame_height_px: int = 160
+    boundary_flicker_frames: int = 0
 
     def __post_init__(self) -> None:
         for name in ("duration_s", "fps", "min_visit_s", "speed_mm_s", "px_per_mm"):
@@ -92,6 +101,13 @@ class PlacePreferenceParams:
         if int(self.n_entries) != self.n_entries or self.n_entries < 0:
             raise ValueError(f"expected a whole number n_entries >= 0, got {self.n_entries}")
         self.n_entries = int(self.n_entries)
+        f = self.boundary_flicker_frames
+        if int(f) != f or f < 0 or f >= math.ceil(self.min_visit_s * self.fps):
+            raise ValueError(
+                f"expected a whole number 0 <= boundary_flicker_frames < min_visit_s * fps "
+                f"({math.ceil(self.min_visit_s * self.fps)}), got {f}"
+            )
+        self.boundary_flicker_frames = int(f)
         box_w, box_h = BOX_MM[0] * self.px_per_mm, BOX_MM[1] * self.px_per_mm
         if box_w + 8 > self.frame_width_px or box_h + 8 > self.frame_height_px:
             raise ValueError(
@@ -187,7 +203,12 @@ def simulate_place_preference(params: PlacePreferenceParams, rng: np.random.Gene
         last = vi == len(visits) - 1
         y_next = rng.uniform(door[0] + 10 * ppm, door[1] - 10 * ppm)
         exit_pt = None if last else np.array([div_x + sign * delta, y_next])
-        path = _wander(rng, entry, exit_pt, length, (xlo, xhi, ylo, yhi), step_px)
+        flick = p.boundary_flicker_frames if vi > 0 else 0
+        path = _wander(rng, entry, exit_pt, length - flick, (xlo, xhi, ylo, yhi), step_px)
+        if flick:  # hesitation in the doorway: new, old, new, ... chamber, either side of the divider
+            k = np.arange(flick)
+            hes = np.column_stack([div_x + sign * delta * np.where(k % 2 == 0, 1.0, -1.0), np.full(flick, y_cross)])
+            path = np.vstack([hes, path])
         cx[f0 : f0 + length], cy[f0 : f0 + length] = path[:, 0], path[:, 1]
         f0 += length
         y_cross = y_next
@@ -223,7 +244,9 @@ def simulate_place_preference(params: PlacePreferenceParams, rng: np.random.Gene
         "time_left_s": float((~right).sum() / p.fps),
         "time_right_s": float(right.sum() / p.fps),
         "paired_fraction": float(in_paired.mean()),
-        "n_entries": len(entries),
+        "n_entries": sum(1 for vi, (c, _) in enumerate(visits) if c == "P" and vi > 0),
+        "n_entries_raw": len(entries),
+        "boundary_flicker_frames": p.boundary_flicker_frames,
         "n_entries_unpaired": len(exits),
         "entry_frames": entries,
         "latency_to_first_entry_s": float(first[0] / p.fps) if first.size else None,
