@@ -57,6 +57,7 @@ __all__ = [
     "place_preference_measures",
     "preference_rows",
     "score_track",
+    "session_zones",
 ]
 
 
@@ -251,7 +252,7 @@ def score_track(
     )
 
 
-def _session_zones(session: Session, config: PlacePreferenceConfig, zones: Zones | None, video: Path | None) -> Zones:
+def session_zones(session: Session, config: PlacePreferenceConfig, zones: Zones | None, video: Path | None) -> Zones:
     """The config's (or given) zones in full-frame pixels of the session, checked against its frame."""
     if zones is None:
         if config.zones is None:
@@ -342,7 +343,7 @@ def extract_place_preference(
 ) -> AssayResult:
     """The registered extractor: body centre from poses (or from the video), occupancy in the rig's zones."""
     video = video if video is not None else session.video
-    zones = _session_zones(session, config, zones, video)
+    zones = session_zones(session, config, zones, video)
     paired, unpaired = paired_chamber_for(session, config, zones)
     track = body_track(poses, session, config, video=video, progress=progress)
     result = score_track(
