@@ -282,8 +282,8 @@ def paw_tracks(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """Paw and body keypoint tracks ``(n, 2)`` in pixels (NaN where missing or under ``min_confidence``).
 
-    Paws are found by the names in ``paw_keypoints`` or, failing that, by common aliases (``L_frontpaw``,
-    ``FL``...). Returns ``(paw tracks, body tracks, {role: keypoint name})``.
+    Paws are found by the names in ``paw_keypoints``; a paw left at its default name is also found by
+    common aliases (``L_frontpaw``, ``FL``...). Returns ``(paw tracks, body tracks, {role: keypoint name})``.
 
     Raises
     ------
@@ -301,7 +301,9 @@ def paw_tracks(
     missing = []
     tracks: dict[str, np.ndarray] = {}
     for paw in paws:
-        name = _find_keypoint(names, config.paw_keypoints.get(paw, paw), PAW_ALIASES[paw])  # type: ignore[call-overload]
+        wanted = config.paw_keypoints.get(paw, paw)  # type: ignore[call-overload]
+        # aliases only stand in for the default name: a name the user set must be there
+        name = _find_keypoint(names, wanted, PAW_ALIASES[paw] if wanted == paw else ())
         if name is None:
             missing.append(f"{paw} ({config.paw_keypoints.get(paw, paw)})")  # type: ignore[call-overload]
             continue
@@ -407,7 +409,15 @@ def detect_stances(
     xy = fill_gaps(xy, round(params.max_gap_s * fps))
     tracked = np.isfinite(xy).all(axis=1)
     state = np.where(tracked, 0, -1).astype(np.int8)
-    empty = pd.DataFrame(columns=["start_frame", "end_frame", "x_px", "y_px", "complete"])
+    empty = pd.DataFrame(
+        {
+            "start_frame": np.array([], int),
+            "end_frame": np.array([], int),
+            "x_px": np.array([], float),
+            "y_px": np.array([], float),
+            "complete": np.array([], bool),
+        }
+    )
     if n < 3 or tracked.sum() < 3:
         return empty, state
     sm = _smooth(xy, max(1, round(params.smooth_s * fps) | 1))
