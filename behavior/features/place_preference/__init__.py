@@ -192,7 +192,9 @@ def place_preference_measures(
             Measure("entries_unpaired", val(occ.entries[unpaired]), "count", n_tracked, reason),
             latency(paired, "latency_to_paired_s"),
         ]
-    for z in zones.names:
+    # per-zone measures for the zones that are neither paired nor unpaired (a neutral centre), or for
+    # every zone when there is no paired chamber: the compared chambers already have theirs
+    for z in (z for z in zones.names if z not in (paired, unpaired)):
         m.append(Measure(f"time_in_{z}_s", val(occ.time_s[z]), "s", n_tracked, reason))
         m.append(Measure(f"entries_{z}", val(occ.entries[z]), "count", n_tracked, reason))
         m.append(latency(z, f"latency_to_{z}_s"))
@@ -413,8 +415,9 @@ register_assay(
             MeasureSpec("entries_paired", "count", "entries into the paired chamber"),
             MeasureSpec("entries_unpaired", "count", "entries into the unpaired chamber"),
             MeasureSpec("latency_to_paired_s", "s", "time of the first frame in the paired chamber"),
-            MeasureSpec("time_in_{zone}_s", "s", "time in each zone of the zones file"),
-            MeasureSpec("entries_{zone}", "count", "entries into each zone"),
+            MeasureSpec("time_in_{zone}_s", "s", "time in each other zone of the zones file (a neutral centre)"),
+            MeasureSpec("entries_{zone}", "count", "entries into each other zone"),
+            MeasureSpec("latency_to_{zone}_s", "s", "time of the first frame in each other zone"),
             MeasureSpec("distance_moved_mm", "mm", "distance moved by the body centre (px without a scale)"),
         ),
         needs_poses=False,
