@@ -93,7 +93,7 @@ NORMAL_PATTERNS = {
     ("LF", "RF", "RH", "LH"): "Rb",
 }
 #: Keypoint names other tools give the paws, tried when the configured name is not in the poses.
-PAW_ALIASES = {
+PAW_ALIASES: dict[str, tuple[str, ...]] = {
     "left_fore": (
         "left_fore",
         "lf",
@@ -101,12 +101,12 @@ PAW_ALIASES = {
         "l_frontpaw",
         "left_forepaw",
         "forepaw_l",
-        "leftforepaw",
         "paw2lf",
         "left_front_paw",
         "frontleft",
-        "forepawl",
         "lfpaw",
+        "frontpawl",
+        "forehandleft",
     ),
     "right_fore": (
         "right_fore",
@@ -115,12 +115,12 @@ PAW_ALIASES = {
         "r_frontpaw",
         "right_forepaw",
         "forepaw_r",
-        "rightforepaw",
         "paw3rf",
         "right_front_paw",
         "frontright",
-        "forepawr",
         "rfpaw",
+        "frontpawr",
+        "forehandright",
     ),
     "left_hind": (
         "left_hind",
@@ -129,12 +129,12 @@ PAW_ALIASES = {
         "l_hindpaw",
         "left_hindpaw",
         "hindpaw_l",
-        "lefthindpaw",
         "paw1lh",
         "left_hind_paw",
         "hindleft",
-        "hindpawl",
         "lhpaw",
+        "hindpawl",
+        "hindhandleft",
     ),
     "right_hind": (
         "right_hind",
@@ -143,17 +143,17 @@ PAW_ALIASES = {
         "r_hindpaw",
         "right_hindpaw",
         "hindpaw_r",
-        "righthindpaw",
         "paw4rh",
         "right_hind_paw",
         "hindright",
-        "hindpawr",
         "rhpaw",
+        "hindpawr",
+        "hindhandright",
     ),
 }
 BODY_ALIASES = {
     "snout": ("snout", "nose", "mouth", "head"),
-    "tailbase": ("tailbase", "tail_base", "tailbase_", "base_of_tail", "tail1", "tail_root"),
+    "tailbase": ("tailbase", "tail_base", "base_of_tail", "tail_root", "tailroot", "butt", "butt/proximal tail"),
 }
 RATIO_MEASURES = (
     ("print_area", "print_area_mm2", "print area"),
@@ -352,11 +352,15 @@ def _smooth(xy: np.ndarray, width: int) -> np.ndarray:
     if width <= 1:
         return xy
     k = width // 2
-    c = np.cumsum(np.vstack([np.zeros((1, xy.shape[1])), xy]), axis=0)
+    bad = ~np.isfinite(xy)
+    c = np.cumsum(np.vstack([np.zeros((1, xy.shape[1])), np.where(bad, 0.0, xy)]), axis=0)
+    nb = np.cumsum(np.vstack([np.zeros((1, xy.shape[1])), bad]), axis=0)
     out = np.full_like(xy, np.nan)
     n = len(xy)
     if n > 2 * k:
-        out[k : n - k] = (c[2 * k + 1 :] - c[: n - 2 * k]) / (2 * k + 1)
+        total = c[2 * k + 1 :] - c[: n - 2 * k]
+        missing = nb[2 * k + 1 :] - nb[: n - 2 * k]
+        out[k : n - k] = np.where(missing > 0, np.nan, total / (2 * k + 1))
     return out
 
 
@@ -400,7 +404,7 @@ def detect_stances(
     Returns
     -------
     stances
-        One row per stance: ``start_frame``, ``end_frame`` (inclusive), ``x_px``, ``y_px`` (anchor: median
+        One row per stance: ``start_frame``, ``end_frame`` (inclusive), ``x_px``, ``y_px`` (anchor: mean
         position), ``complete`` (neither end touches an untracked frame or the recording's ends).
     state
         Per frame: 1 stance, 0 swing, -1 untracked.
@@ -488,7 +492,8 @@ def detect_stances(
             moved += 1
         starts[k], ends[k] = a, b
     cum = np.concatenate([[0], np.cumsum(tracked)])
-    anchors = np.array([np.median(xy[a : b + 1], axis=0) for a, b in zip(starts, ends, strict=True)])
+    csum = np.vstack([np.zeros((1, 2)), np.cumsum(np.nan_to_num(xy), axis=0)])
+    anchors = (csum[ends + 1] - csum[starts]) / (ends - starts + 1)[:, None]  # mean position in stance
     complete = (starts > 0) & (ends < n - 1)
     complete &= tracked[np.maximum(starts - 1, 0)] & tracked[np.minimum(ends + 1, n - 1)]
     complete &= (cum[ends + 1] - cum[starts]) == (ends - starts + 1)
@@ -644,18 +649,21 @@ def _phase(ref: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
     """
     if ref.empty or other.empty:
         return np.array([])
-    out = []
-    for bout, r in ref.groupby("bout"):
-        onsets = other.loc[other["bout"] == bout, "start_frame"].to_numpy(float)
-        if onsets.size == 0:
-            continue
-        s0 = r["start_frame"].to_numpy(float)
-        c = r["next_start_frame"].to_numpy(float) - s0
-        lo = s0 - c / 2
-        m = (onsets[None, :] >= lo[:, None]) & (onsets[None, :] < (lo + c)[:, None])
-        i, j = np.nonzero(m)
-        out.append(((onsets[j] - s0[i]) / c[i]) % 1.0)
-    return np.concatenate(out) if out else np.array([])
+    s0 = ref["start_frame"].to_numpy(float)
+    c = ref["next_start_frame"].to_numpy(float) - s0
+    bout = ref["bout"].to_numpy(float)
+    lo = s0 - c / 2
+    span = float(max(s0.max(), other["start_frame"].max()) + c.max() + 10)
+    key = bout * span + lo
+    order = np.argsort(key, kind="stable")
+    key, s0, c, lo, bout = key[order], s0[order], c[order], lo[order], bout[order]
+    t = other["start_frame"].to_numpy(float)
+    ob = other["bout"].to_numpy(float)
+    i = np.searchsorted(key, ob * span + t, side="right") - 1
+    ok = i >= 0
+    i = np.maximum(i, 0)
+    ok &= (bout[i] == ob) & (t >= lo[i]) & (t < lo[i] + c[i])
+    return ((t[ok] - s0[i[ok]]) / c[i[ok]]) % 1.0
 
 
 def regularity_index(placements: pd.DataFrame) -> tuple[float, int, int]:
@@ -679,22 +687,58 @@ def regularity_index(placements: pd.DataFrame) -> tuple[float, int, int]:
     return 100.0 * 4 * normal / len(seq), normal, len(seq)
 
 
+def _regularity_counts(placements: pd.DataFrame) -> tuple[int, int]:
+    """Normal step patterns and placements over every bout of ``placements`` (bouts under 4 placements left out)."""
+    if placements.empty:
+        return 0, 0
+    order = np.lexsort(
+        (
+            placements["paw"].str.endswith("hind").to_numpy(bool),
+            placements["start_frame"].to_numpy(int),
+            placements["bout"].to_numpy(int),
+        )
+    )
+    codes = [PAW_CODES[p] for p in placements["paw"].to_numpy()[order]]
+    bouts = placements["bout"].to_numpy(int)[order]
+    edges = np.flatnonzero(np.diff(bouts)) + 1
+    normal = total = 0
+    for a, b in zip(np.r_[0, edges], np.r_[edges, len(codes)], strict=True):
+        if b - a < 4:
+            continue
+        total += int(b - a)
+        i = int(a)
+        while i + 4 <= b:
+            if tuple(codes[i : i + 4]) in NORMAL_PATTERNS:
+                normal += 1
+                i += 4
+            else:
+                i += 1
+    return normal, total
+
+
 def _base_of_support(
     left: pd.DataFrame, right: pd.DataFrame, headings: Mapping[int, np.ndarray], px_per_mm: float
 ) -> np.ndarray:
     """Across-heading distance (mm) between each left stance and the right stance nearest in time (same bout)."""
-    out = []
-    for bout, lft in left.groupby("bout"):
-        rgt = right[right["bout"] == bout]
-        if rgt.empty or bout not in headings:
-            continue
-        u = headings[int(bout)]
-        lm = ((lft["start_frame"] + lft["end_frame"]) / 2).to_numpy()
-        rm = ((rgt["start_frame"] + rgt["end_frame"]) / 2).to_numpy()
-        j = np.abs(lm[:, None] - rm[None, :]).argmin(axis=1)
-        d = rgt[["x_px", "y_px"]].to_numpy()[j] - lft[["x_px", "y_px"]].to_numpy()
-        out.append(np.abs(d[:, 0] * u[1] - d[:, 1] * u[0]) / px_per_mm)
-    return np.concatenate(out) if out else np.array([])
+    if left.empty or right.empty:
+        return np.array([])
+    lb, rb = left["bout"].to_numpy(int), right["bout"].to_numpy(int)
+    lm = ((left["start_frame"] + left["end_frame"]) / 2).to_numpy(float)
+    rm = ((right["start_frame"] + right["end_frame"]) / 2).to_numpy(float)
+    span = float(max(lm.max(), rm.max()) * 4 + 10)
+    rkey = rb * span + rm
+    order = np.argsort(rkey, kind="stable")
+    rkey, rb, rxy = rkey[order], rb[order], right[["x_px", "y_px"]].to_numpy(float)[order]
+    lkey = lb * span + lm
+    j = np.clip(np.searchsorted(rkey, lkey), 1, len(rkey) - 1) if len(rkey) > 1 else np.zeros(len(lkey), int)
+    if len(rkey) > 1:
+        j = np.where(np.abs(rkey[j - 1] - lkey) <= np.abs(rkey[j] - lkey), j - 1, j)
+    ok = rb[j] == lb
+    heading = np.array([headings.get(int(b), (np.nan, np.nan)) for b in lb])
+    d = rxy[j] - left[["x_px", "y_px"]].to_numpy(float)
+    dist = np.abs(d[:, 0] * heading[:, 1] - d[:, 1] * heading[:, 0]) / px_per_mm
+    ok &= np.isfinite(dist)
+    return dist[ok]
 
 
 # --------------------------------------------------------------------------------------------- analysis
@@ -904,14 +948,10 @@ def analyse_gait(
             int(d.size),
             "ok" if d.size else "too_few_stances",
         )
-    ri_normal = ri_total = 0
+    # placements while all four paws are tracked (a walkway's view cuts some paws at its edges)
     all_tracked = np.all([state[paw] >= 0 for paw in PAWS], axis=0)
-    for b in sorted(kept):
-        # placements while all four paws are tracked (a walkway's view cuts some paws at its edges)
-        sb = stances[(stances["bout"] == b) & all_tracked[stances["start_frame"].to_numpy(int)]]
-        _, nn, nt = regularity_index(sb[["paw", "start_frame"]])
-        if nt >= 4:
-            ri_normal, ri_total = ri_normal + nn, ri_total + nt
+    sb = stances[stances["in_kept_bout"].to_numpy(bool) & all_tracked[stances["start_frame"].to_numpy(int)]]
+    ri_normal, ri_total = _regularity_counts(sb)
     sess["regularity_index_percent"] = (
         100.0 * 4 * ri_normal / ri_total if ri_total else float("nan"),
         "%",
@@ -926,7 +966,7 @@ def analyse_gait(
     quality = {
         "mode": config.mode,
         "frames": int(n),
-        "body_length_mm": round(bl, 2),
+        "body_length_mm": round(float(bl), 2),
         "body_length_source": bl_source,
         f"{unit}s_found": len(bouts),
         f"{unit}s_kept": len(kept),
