@@ -144,13 +144,21 @@ async def upload_session(
 
 
 def study_measures(db: OrmSession, study_id: int) -> pd.DataFrame:
-    """The long Measures table of the study's scored sessions."""
-    from behavior.pipeline import MEASURES_COLUMNS
+    """The long Measures table of the study's scored sessions, with the measures that compare sessions.
 
-    rows = []
+    Those (a test against its animal's pre-test) are computed here, over the sessions scored so far
+    (:func:`behavior.pipeline.study_measures`), since each job scores one session.
+    """
+    from behavior.pipeline import MEASURES_COLUMNS
+    from behavior.pipeline import study_measures as across_sessions
+
+    rows, quality = [], []
     for rec in db.execute(select(Recording).where(Recording.study_id == study_id).order_by(Recording.id)).scalars():
         rows.extend(rec.measures_json or [])
-    return pd.DataFrame(rows, columns=list(MEASURES_COLUMNS))
+        if rec.quality_json:
+            quality.append(rec.quality_json)
+    table, _ = across_sessions(pd.DataFrame(rows, columns=list(MEASURES_COLUMNS)), pd.DataFrame(quality))
+    return table
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

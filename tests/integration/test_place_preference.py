@@ -156,7 +156,9 @@ def test_cli_on_a_flickering_video_with_its_pretest(tmp_path, capsys, monkeypatc
 
 
 def _zones_file(path: Path, zones: dict) -> Path:
-    path.write_text(yaml.safe_dump({"zones": zones}))
+    zones = dict(zones)
+    size = zones.pop("frame_size_px", None)
+    path.write_text(yaml.safe_dump({"zones": zones, **({"frame_size_px": size} if size else {})}))
     return path
 
 
@@ -170,7 +172,8 @@ RIGHT_PAST_THE_FRAME = [[160, 10], [400, 10], [400, 150], [160, 150]]
     ("zones", "extra", "message"),
     [
         ({"left": WIDE_LEFT, "right": RIGHT}, (), "overlap by"),
-        ({"left": LEFT, "right": RIGHT_PAST_THE_FRAME}, (), "expected vertices inside the video's frame"),
+        ({"left": LEFT, "right": RIGHT_PAST_THE_FRAME}, (), "expected vertices inside the frame of"),
+        ({"left": LEFT, "right": RIGHT, "frame_size_px": [640, 480]}, (), "zones drawn on a 640x480 frame"),
         (None, ("--pretest", "x.h5"), "--pretest: expected --paired"),
         (None, ("--paired", "middle"), "expected a zone among"),
     ],

@@ -263,15 +263,25 @@ def session_zones(session: Session, config: PlacePreferenceConfig, zones: Zones 
                 "name or a path), got none"
             )
         zones = load_zones(config.zones)
+
+    def drawn_on(width: int, height: int, what: str) -> None:
+        if zones.frame_size_px is not None and tuple(zones.frame_size_px) != (width, height):
+            fw, fh = zones.frame_size_px
+            raise ZoneError(
+                f"{zones.source}: zones drawn on a {fw}x{fh} frame (frame_size_px), expected {what} to be "
+                f"that size, got {width}x{height}"
+            )
+        zones.check_frame(width, height, what=f"{what} ({width}x{height})")
+
     if session.roi is not None:
         x, y, w, h = session.roi
-        zones.check_frame(w, h, what=f"the session's roi ({w}x{h})")
+        drawn_on(w, h, f"session {session.session_id}'s roi")
         return zones.shifted(x, y)
     if video is not None:
         from pose_models.video import probe_video
 
         info = probe_video(video)
-        zones.check_frame(info.width, info.height, what=f"the video's frame ({video.name})")
+        drawn_on(info.width, info.height, f"the frame of {video.name}")
     return zones
 
 

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -117,6 +117,54 @@ def _decode(path: Path, threads: bool = True) -> Iterator[np.ndarray]:
             yield _luma(frame)
 
 
+def _decode_ahead(path: Path, shrink: _Shrink, step: int, depth: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+    """``(frame_index, tracked_image)`` of every ``step``-th frame, decoded and shrunk in a second thread.
+
+    FFmpeg decoding and OpenCV resizing release the GIL, so decoding the next frames overlaps the
+    tracking of this one (two cores: about twice the speed). The last item is ``(-1, frames_decoded)``.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        import av
+
+        n = 0
+        try:
+            for i, gray in enumerate(_decode(path, threads=False)):
+                n = i + 1
+                if stop.is_set():
+                    return
+                if i % step == 0:
+                    q.put((i, shrink(gray)))
+            q.put((-1, n))
+        except av.error.FFmpegError:  # a corrupt or truncated stream ends here: the frames after it are counted
+            q.put((-1, n))
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            q.put((-2, exc))
+
+    thread = threading.Thread(target=work, name="place-preference-decoder", daemon=True)
+    thread.start()
+    try:
+        while True:
+            i, item = q.get()
+            if i == -2:
+                raise item
+            yield i, item
+            if i == -1:
+                return
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
 def _background(path: Path, n_frames: int, shrink: _Shrink, k: int) -> np.ndarray:
     """Median of ``k`` frames spread evenly over the video."""
     import av
@@ -187,13 +235,13 @@ def track_video(
     k = 0
     decoded = 0
     last = -1.0
-    for i, gray in enumerate(_decode(path)):
-        decoded = i + 1
-        if i % step:
-            continue
-        if k >= n_max:  # more frames than the header said: keep the grid the header gives
+    for i, g in _decode_ahead(path, shrink, step):
+        if i == -1:
+            decoded = int(g)
             break
-        g = shrink(gray)
+        if k >= n_max:  # more frames than the header said: keep the grid the header gives
+            decoded = info.n_frames
+            break
         if config.polarity == "dark":
             diff = cv2.subtract(bg, g)
         elif config.polarity == "light":
