@@ -277,3 +277,11 @@ def test_unscored_pretest_propagates_nan():
     m = _rows([("p", "A", "G", "baseline", math.nan, math.nan), ("t", "A", "G", "d7", 40.0, 0.66)])
     rows = preference_rows(m, None, pretest_timepoint="baseline")
     assert rows["value"].isna().all() and set(rows["quality"]) == {"unscored_session"}
+
+
+def test_pairs_with_different_paired_chambers_are_not_scored():
+    m = _rows([("p", "A", "G", "baseline", 30.0, 0.5), ("t", "A", "G", "d7", 40.0, 0.66)])
+    quality = pd.DataFrame({"session_id": ["p", "t"], "duration_s": [60.0, 60.0], "paired_chamber": ["left", "right"]})
+    rows = preference_rows(m, quality, pretest_timepoint="baseline")
+    assert rows["value"].isna().all() and set(rows["quality"]) == {"paired_chamber_differs"}
+    assert all("paired chamber differs" in n for n in rows["note"])

@@ -12,7 +12,8 @@ surrounding spaces); every other session of the animal is a test against it. The
 Seconds compare only sessions of the same length: when the two durations differ by more than
 ``duration_tolerance_s`` the seconds score is NaN (``durations_differ``) and the percent score stands.
 A test with no pre-test (``no_pretest``), an animal with several (``several_pretests``), or a pair
-where either time is NaN (``unscored_session``) gives NaN with that reason, and a one-line note, never
+where either time is NaN (``unscored_session``), or whose paired chambers differ (``paired_chamber_differs``)
+gives NaN with that reason, and a one-line note, never
 a number from the wrong pair. In conditioned place aversion the same score is negative.
 """
 
@@ -43,7 +44,8 @@ def preference_score(
     """The two scores of one pair as ``(measure, value, unit, quality)``.
 
     ``test`` and ``pretest`` hold ``time_in_paired_s``, ``time_in_paired_fraction`` and, when known,
-    ``duration_s`` (NaN or missing values give NaN scores with the reason).
+    ``duration_s`` and ``paired_chamber`` (NaN or missing values give NaN scores with the reason; two
+    sessions whose paired chambers differ give ``paired_chamber_differs``).
     """
 
     def num(d: dict[str, Any], key: str) -> float:
@@ -57,6 +59,9 @@ def preference_score(
     t_f, p_f = num(test, "time_in_paired_fraction"), num(pretest, "time_in_paired_fraction")
     t_d, p_d = num(test, "duration_s"), num(pretest, "duration_s")
     out: list[tuple[str, float, str, str]] = []
+    chambers = (test.get("paired_chamber"), pretest.get("paired_chamber"))
+    if all(isinstance(c, str) and c for c in chambers) and chambers[0] != chambers[1]:
+        return [(m, math.nan, u, "paired_chamber_differs") for m, u in PREFERENCE_MEASURES]
     if math.isnan(t_s) or math.isnan(p_s):
         out.append(("preference_score_s", math.nan, "s", "unscored_session"))
     elif not (math.isnan(t_d) or math.isnan(p_d)) and abs(t_d - p_d) > duration_tolerance_s:
@@ -130,14 +135,18 @@ def preference_rows(
         .mean()
         .unstack("measure")
     )
-    durations: dict[str, float] = {}
-    if quality is not None and not quality.empty and "duration_s" in quality and "session_id" in quality:
-        for sid, d in zip(quality["session_id"], quality["duration_s"], strict=True):
-            durations[str(sid)] = float(d) if d is not None and pd.notna(d) else math.nan
+    known: dict[str, dict[str, Any]] = {}
+    if quality is not None and not quality.empty and "session_id" in quality:
+        for rec in quality.to_dict("records"):
+            d = rec.get("duration_s")
+            known[str(rec["session_id"])] = {
+                "duration_s": float(d) if d is not None and pd.notna(d) else math.nan,
+                "paired_chamber": rec.get("paired_chamber") if isinstance(rec.get("paired_chamber"), str) else None,
+            }
 
     def figures(sid: str) -> dict[str, Any]:
         row = wide.loc[sid].to_dict() if sid in wide.index else {}
-        return {**row, "duration_s": durations.get(sid, math.nan)}
+        return {**row, "duration_s": math.nan, **known.get(sid, {})}
 
     pairs, problems = pair_sessions(sessions, pretest_timepoint)
     rows: list[dict[str, Any]] = []
