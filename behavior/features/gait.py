@@ -917,7 +917,7 @@ def analyse_gait(
         )
     cyc = strides["step_cycle_s"].to_numpy(float)
     sess["cadence_hz"] = (
-        1.0 / cyc.mean() if cyc.size else float("nan"),
+        float(1.0 / cyc.mean()) if cyc.size else float("nan"),
         "Hz",
         int(cyc.size),
         "ok" if cyc.size else "too_few_strides",
