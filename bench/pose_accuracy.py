@@ -7,12 +7,13 @@ Datasets (from ../shared/data or $PAINBATTERY_DATA):
   a side and a bottom view, full-resolution input (paws are small).
 
 For each dataset and each test fraction (seeded split; 0.2 = our default, 0.05 = DeepLabCut's 95/5
-convention) it trains a model (time-capped), evaluates it with ONNX Runtime and prints train/test
-error, per-keypoint test error, PCK@5/10 px and the labels the evaluation flags. Figures are given for
-the int8 export (what ``pose predict`` runs on a CPU) and for the fp32 export.
+convention) it trains a model (the config's epochs; a time cap only with --minutes), evaluates it with
+ONNX Runtime and prints train/test error, per-keypoint test error, PCK@5/10 px and the labels the
+evaluation flags. Figures are given for the int8 export (what ``pose predict`` runs on a CPU) and for the
+fp32 export.
 
     .venv/bin/python bench/pose_accuracy.py [--datasets openfield lp-mirror] [--test-fractions 0.2 0.05]
-        [--minutes 25] [--threads 2] [--out /tmp/painbattery-pose-bench] [--evaluate-only]
+        [--minutes M (default: no cap)] [--threads 2] [--out /tmp/painbattery-pose-bench] [--evaluate-only]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--test-fractions", nargs="+", type=float, default=[0.2, 0.05])
-    parser.add_argument("--minutes", type=float, default=25.0, help="training time cap per model")
+    parser.add_argument("--minutes", type=float, default=None, help="training time cap per model (default none)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -62,7 +63,8 @@ def main() -> None:
         for fraction in args.test_fractions:
             config = ModelConfig.model_validate(
                 apply_overrides(
-                    load_config("models", "efficientnet_lite0_s16"), [*overrides, f"train.max_minutes={args.minutes}"]
+                    load_config("models", "efficientnet_lite0_s16"),
+                    [*overrides, *([f"train.max_minutes={args.minutes}"] if args.minutes else [])],
                 )
             )
             out = args.out / f"{name}_test{round(fraction * 100)}"
@@ -77,14 +79,7 @@ def main() -> None:
                 f"input scale {config.input_scale}:"
             )
             if not args.evaluate_only:
-                print(
-                    f"  trained {result.epochs_run} epochs in {minutes:.1f} min "
-                    + (
-                        f"(best validation {result.best_val_error_px:.2f} px at epoch {result.best_epoch})"
-                        if config.train.val_fraction
-                        else f"(no validation share: the final weights, epoch {result.best_epoch})"
-                    )
-                )
+                print(f"  trained in {minutes:.1f} min: {result.summary()}")
             per_kp = ", ".join(f"{k} {v:.2f}" for k, v in fp32["test_rmse_px_per_keypoint"].items() if v is not None)
             print(
                 f"  fp32: train error {fp32['train_rmse_px']:.2f} px, test error {fp32['test_rmse_px']:.2f} px "

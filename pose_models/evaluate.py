@@ -139,6 +139,11 @@ def evaluate_model(
         "pcutoff": pcutoff,
         "n_train": int(is_train.sum()),
         "n_test": int((~is_train).sum()),
+        # how the model was trained: a run the time cap cut short says so here too
+        "training": {
+            key: meta.get(key)
+            for key in ("epochs_run", "epochs_planned", "stopped_by", "resumed_from_epoch", "seed", "training_seconds")
+        },
     }
     result.update(_stats(err, confidence, mask_train, pcutoff, "train"))
     result.update(_stats(err, confidence, ~mask_train, pcutoff, "test"))

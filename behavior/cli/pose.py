@@ -80,12 +80,28 @@ def pose_train(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key.sub=value.")] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--max-minutes",
+            min=0.01,
+            help="Stop after this much wall time (the learning-rate decay is timed to end by then). "
+            "Off by default: a capped model depends on how busy the machine was.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.pt to the end.")
+    ] = False,
 ) -> None:
-    """Train a pose model (EfficientNet-Lite0 + heatmap/offset heads) on labelled frames."""
+    """Train a pose model (EfficientNet-Lite0 + heatmap/offset heads) on labelled frames.
+
+    The schedule is a number of epochs; the same labels, config and seed give the same model.
+    """
     from pose_models.config import apply_overrides, load_config
     from pose_models.nets.model import ModelConfig
 
-    model_config = ModelConfig.model_validate(apply_overrides(load_config("models", config), set_ or []))
+    overrides = [*(set_ or []), *([f"train.max_minutes={max_minutes}"] if max_minutes is not None else [])]
+    model_config = ModelConfig.model_validate(apply_overrides(load_config("models", config), overrides))
     import torch
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
@@ -95,16 +111,18 @@ def pose_train(
     frames = load_labelled_frames(labels)  # bad labels fail here, before any progress output
     console.print(f"{len(frames.names)} labelled frames, keypoints {', '.join(frames.keypoint_names)}")
     n_epochs = epochs or model_config.train.epochs
+    if resume:  # a checkpoint of another run fails here, before any progress output
+        from pose_models.train import load_resume_checkpoint
+
+        load_resume_checkpoint(out, frames, model_config, seed, test_fraction, n_epochs)
     with progress_bar() as progress:
         task = progress.add_task("training", total=n_epochs)
 
         def report(epoch: int, total: int, figures: dict[str, float]) -> None:
-            progress.update(
-                task,
-                completed=epoch,
-                total=total,
-                description=f"training: loss {figures['loss']:.3g}, validation error {figures['val_error_px']:.2f} px",
-            )
+            description = f"training: loss {figures['loss']:.3g}"
+            if figures["val_error_px"] == figures["val_error_px"]:  # not NaN: there is a validation share
+                description += f", validation error {figures['val_error_px']:.2f} px"
+            progress.update(task, completed=epoch, total=total, description=description)
 
         result = train_model(
             frames,
@@ -114,12 +132,28 @@ def pose_train(
             seed=seed,
             epochs=epochs,
             device=device,
+            resume=resume,
             progress=report,
         )
-    console.print(
-        f"wrote {result.model_dir}: best validation error {result.best_val_error_px:.2f} px at epoch "
-        f"{result.best_epoch} of {result.epochs_run} ({result.seconds / 60:.1f} min)"
+    from behavior.provenance import write_provenance
+
+    write_provenance(
+        out,
+        command="pose train" + (" --resume" if resume else ""),
+        config={
+            "model": model_config.model_dump(mode="json"),
+            "labels": str(labels),
+            "test_fraction": test_fraction,
+            "seed": seed,
+            "epochs_planned": result.epochs_planned,
+            "epochs_run": result.epochs_run,
+            "stopped_by": result.stopped_by,
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "torch_threads": torch.get_num_threads(),
+        },
+        outputs=[out / "weights.pt", out / "model.yaml", out / "split.json"],
     )
+    console.print(f"wrote {result.model_dir}: {result.summary()}")
 
 
 @pose_app.command("evaluate")

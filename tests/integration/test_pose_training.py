@@ -297,3 +297,120 @@ def test_cli_train_evaluate_and_bad_labels(trained, tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not found" in proc.stderr
+
+
+# ------------------------------------------------------------------ reproducible, resumable, honest (issue 17)
+
+THREADS = ["--threads", "1"]
+SMALL = ["--set", "input_scale=0.5", "--set", "neck_channels=16", "--set", "train.batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def small_project(tmp_path_factory) -> Path:
+    """12 labelled frames: enough for the schedule tests, quick to train on."""
+    return _dlc_project(tmp_path_factory.mktemp("small"), n_clips=2)
+
+
+def _train_cli(project: Path, out: Path, *extra: str, epochs: int = 4) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN), "pose", "train", str(project), "--out", str(out), "--epochs", str(epochs), *THREADS, *SMALL, *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _weights(model_dir: Path) -> dict:
+    import torch
+
+    return torch.load(model_dir / "weights.pt", weights_only=True)
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_same_seed_gives_the_same_model_even_beside_a_busy_process(small_project, tmp_path):
+    """No wall clock in the schedule: a second run with a CPU-bound process beside it ends bit-identical."""
+    first = _train_cli(small_project, tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        second = _train_cli(small_project, tmp_path / "b")
+    finally:
+        busy.kill()
+        busy.wait()
+    assert second.returncode == 0, second.stderr
+    assert _same_weights(tmp_path / "a", tmp_path / "b")
+    other_seed = _train_cli(small_project, tmp_path / "c", "--seed", "1", epochs=1)
+    assert other_seed.returncode == 0, other_seed.stderr
+    assert not _same_weights(tmp_path / "a", tmp_path / "c")  # the comparison can fail
+    # without a validation share the messages speak of training loss, never of a validation error
+    said = " ".join((first.stdout + first.stderr).split())
+    assert "validation" not in said.replace("no validation share", "")
+    assert "4 epochs, final training loss" in said and "(no validation share)" in said
+    import yaml
+
+    meta = yaml.safe_load((tmp_path / "a" / "model.yaml").read_text())
+    assert meta["stopped_by"] == "schedule" and meta["epochs_run"] == meta["epochs_planned"] == 4
+    assert meta["best_val_error_px"] is None
+    provenance = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    assert provenance["config"]["stopped_by"] == "schedule"
+
+
+def test_a_run_killed_mid_way_and_resumed_ends_as_an_uninterrupted_one(small_project, tmp_path):
+    import signal
+    import time
+
+    whole = _train_cli(small_project, tmp_path / "whole", epochs=6)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    args = [str(BIN), "pose", "train", str(small_project), "--out", str(out), "--epochs", "6", *THREADS]
+    proc = subprocess.Popen(args + SMALL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "training_log.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 4:  # header + 3 epochs
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    import torch
+
+    killed_at = torch.load(out / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 2 <= killed_at < 6  # the log row of epoch 3 is written just before its checkpoint
+    resumed = _train_cli(small_project, out, "--resume", epochs=6)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed after epoch {killed_at}" in " ".join(resumed.stdout.split())
+    assert _same_weights(tmp_path / "whole", out)
+    rows = (out / "training_log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == [str(e) for e in range(1, 7)]  # each epoch logged once
+    # a resume with another seed (or config, or data) is refused in one line
+    wrong = _train_cli(small_project, out, "--resume", "--seed", "3", epochs=6)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "differ" in wrong.stderr
+    nothing = _train_cli(small_project, tmp_path / "empty", "--resume")
+    assert nothing.returncode == 2 and "checkpoint.pt" in nothing.stderr
+
+
+def test_a_time_cap_only_when_asked_and_then_it_says_so(small_project, tmp_path):
+    capped = _train_cli(small_project, tmp_path / "m", "--max-minutes", "0.01", epochs=50)
+    assert capped.returncode == 0, capped.stderr
+    assert "STOPPED BY THE TIME CAP" in " ".join(capped.stdout.split())
+    import yaml
+
+    from pose_models.evaluate import evaluate_model
+
+    meta = yaml.safe_load((tmp_path / "m" / "model.yaml").read_text())
+    assert meta["stopped_by"] == "max_minutes" and meta["epochs_run"] < 50
+    figures = evaluate_model(tmp_path / "m", backend="onnx", precision="fp32")
+    assert figures["training"]["stopped_by"] == "max_minutes"
+    assert json.loads((tmp_path / "m" / "evaluation.json").read_text())["training"]["epochs_planned"] == 50
+    # and the default configs carry no cap
+    from pose_models.config import load_config
+
+    for name in ("efficientnet_lite0_s16", "efficientnet_lite0_s8"):
+        assert load_config("models", name)["train"].get("max_minutes") is None
