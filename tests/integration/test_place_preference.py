@@ -203,3 +203,27 @@ def test_empty_chamber_clip_finds_no_animal(shared_data):
     result = score_track(track.xy_px, track.frames, track.dt_s, zones, "a", "b", PlacePreferenceConfig())
     assert {m.quality for m in result.measures} == {"tracking_lost"}
     assert all(np.isnan(m.value) for m in result.measures)
+
+
+def test_background_subtraction_inside_a_roi_of_a_wider_video(tmp_path):
+    """One camera, two boxes: the session's roi picks its box; zones are relative to the roi."""
+    from behavior.features.place_preference import extract_place_preference
+    from behavior.session import Session
+    from behavior.synthetic.base import simulate_clip
+    from pose_models.video import write_video
+
+    clip = simulate_clip("place_preference", seed=31, time_in_paired_s=25.0, n_entries=3, duration_s=40.0)
+    other = simulate_clip("place_preference", seed=32, time_in_paired_s=10.0, n_entries=2, duration_s=40.0)
+    wide = np.concatenate([other.frames, clip.frames], axis=2)  # 640x160: this session's box on the right
+    write_video(tmp_path / "two_boxes.mp4", wide, clip.session.fps, crf=23)
+    session = Session(session_id="s", animal_id="A", group="G", timepoint="d7", assay="place_preference",
+                      fps=clip.session.fps, video=tmp_path / "two_boxes.mp4", roi="320,0,320,160")  # fmt: skip
+    from behavior.assays import get_assay
+
+    config = get_assay("place_preference").load_config(["paired_chamber=right"])
+    result = extract_place_preference(None, session, config)
+    m = {x.measure: x.value for x in result.measures}
+    assert abs(m["time_in_paired_s"] - clip.truth["time_in_paired_s"]) <= 2.0
+    assert m["entries_paired"] == clip.truth["n_entries"]
+    frames = result.tables["place_preference_frames"]
+    assert frames["x_px"].min() > 320  # full-frame pixels
