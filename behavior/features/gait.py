@@ -240,6 +240,48 @@ class PrintParams(BaseModel):
     min_print_fraction: float = Field(0.5, ge=0, le=1)
 
 
+class JointAngleSpec(BaseModel):
+    """One joint angle: the angle at ``joint`` between the segments to ``lower`` and ``upper`` (AutoGaitA's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    joint: str
+    lower: str
+    upper: str
+    limb: Literal["hind", "fore"] = Field("hind", description="whose step cycles the angle is normalised over")
+
+
+def _default_angles() -> list[JointAngleSpec]:
+    return [
+        JointAngleSpec(name="ankle", joint="ankle", lower="hind_paw", upper="knee"),
+        JointAngleSpec(name="knee", joint="knee", lower="ankle", upper="hip"),
+        JointAngleSpec(name="hip", joint="hip", lower="knee", upper="iliac_crest"),
+        JointAngleSpec(limb="fore", name="wrist", joint="wrist", lower="fore_paw", upper="elbow"),
+        JointAngleSpec(limb="fore", name="elbow", joint="elbow", lower="wrist", upper="lower_shoulder"),
+        JointAngleSpec(limb="fore", name="shoulder", joint="lower_shoulder", lower="elbow", upper="upper_shoulder"),
+    ]
+
+
+class SideViewParams(BaseModel):
+    """Side view (beam, treadmill; ``mode: side``): see :mod:`behavior.features.gait_side`."""
+
+    model_config = ConfigDict(extra="forbid")
+    paw_keypoints: dict[Literal["hind", "fore"], str] = Field(
+        default_factory=lambda: {"hind": "hind_paw", "fore": "fore_paw"},
+        description="the paws the side camera sees (the near side); aliases such as 'Hind paw tao' are found",
+    )
+    required_paws: list[Literal["hind", "fore"]] = Field(default_factory=lambda: ["hind"])
+    floor_keypoints: list[str] = Field(
+        default_factory=list, description="keypoints on the floor line (beam edge); empty = from the paws' lowest y"
+    )
+    floor_bins: int = Field(8, ge=1, description="x bins whose floor_percentile of paw y the floor line is fitted to")
+    direction: Literal["auto", "left_to_right", "right_to_left"] = "auto"
+    treadmill_speed_mm_s: float = Field(0.0, ge=0, description="belt speed: a paw on the belt moves back at it")
+    max_cycle_s: float = Field(1.0, gt=0, description="a longer step cycle (a pause) is not a cycle")
+    bins: int = Field(25, ge=2, description="bins of the normalised step cycle (AutoGaitA: 25)")
+    joint_angles: list[JointAngleSpec] = Field(default_factory=_default_angles)
+
+
 class GaitConfig(BaseModel):
     """``configs/assays/gait.yaml``."""
 
@@ -258,6 +300,7 @@ class GaitConfig(BaseModel):
     contacts: ContactParams = ContactParams()
     bouts: BoutParams = BoutParams()
     prints: PrintParams = PrintParams()
+    side_view: SideViewParams = SideViewParams()
 
 
 # ---------------------------------------------------------------------------------------------- tracks
