@@ -227,3 +227,35 @@ def test_background_subtraction_inside_a_roi_of_a_wider_video(tmp_path):
     assert m["entries_paired"] == clip.truth["n_entries"]
     frames = result.tables["place_preference_frames"]
     assert frames["x_px"].min() > 320  # full-frame pixels
+
+
+@pytest.mark.slow
+def test_the_service_pairs_uploaded_sessions_into_the_battery(study, tmp_path):
+    """Each job scores one session; the study's battery and report pair the pre-test and test."""
+    import httpx
+
+    from tests.fixtures.service import Server
+    from tests.integration.test_service import upload, wait_job
+
+    rows = pd.read_csv(study, dtype=str, keep_default_na=False).head(2)  # A01: baseline (pre-test) and d7
+    truth = _truth(study)
+    with Server(tmp_path / "svc", "sqlite") as server:
+        _, headers = server.lab("lab-cpp")
+        sid = httpx.post(f"{server.url}/api/v1/studies", json={"name": "CPP"}, headers=headers).json()["id"]
+        jobs = []
+        for row in rows.to_dict("records"):
+            meta = {k: row[k] for k in ("session_id", "animal_id", "group", "timepoint", "assay", "side")}
+            meta |= {"fps": float(row["fps"]), "px_per_mm": float(row["px_per_mm"])}
+            r = upload(server, headers, sid, study.parent / row["pose"], meta)
+            assert r.status_code == 201, r.text
+            jobs.append(r.json()["job_id"])
+        assert server.worker("--idle-exit").wait(timeout=300) == 0
+        assert all(wait_job(server, headers, j)["status"] == "done" for j in jobs)
+        battery = httpx.get(f"{server.url}/api/v1/studies/{sid}/battery", headers=headers).json()
+        test_row = next(b for b in battery if b["timepoint"] == "d7")
+        pre, test = (truth[s] for s in rows["session_id"])
+        assert test_row["affective.preference_score_s"] == pytest.approx(
+            test["time_in_paired_s"] - pre["time_in_paired_s"], abs=1e-9
+        )
+        report = httpx.get(f"{server.url}/api/v1/studies/{sid}/report", headers=headers, timeout=120)
+        assert report.status_code == 200 and "Place preference: chamber occupancy" in report.text
