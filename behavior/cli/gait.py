@@ -1,9 +1,13 @@
-"""``painbattery gait POSES``: stance / swing, strides, inter-limb phase and prints from paw tracks (+ video)."""
+"""``painbattery gait POSES``: stance / swing, strides, inter-limb phase and prints from paw tracks (+ video).
+
+With ``--mode side`` (beam, treadmill): step cycles per visible paw and joint angles over the normalised
+step cycle (:mod:`behavior.features.gait_side`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +29,11 @@ def gait(
     mode: Annotated[str | None, typer.Option("--mode", help="walkway, open-field or side (default: config).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Gait config override key=value.")] = None,
 ) -> None:
-    """Per-step, per-run/bout and per-session gait tables, the pain ratios and a footfall diagram."""
+    """Per-step, per-run/bout and per-session gait tables, the pain ratios and a footfall diagram.
+
+    Side view (``--mode side``): stances, step cycles, per-frame joint angles, the angles normalised per
+    cycle and their mean / SD per bin (gait_side_*.csv), measures, and angles.png.
+    """
     import pandas as pd
 
     from behavior.assays import get_assay
@@ -47,6 +55,9 @@ def gait(
     if video is not None and not video.is_file():
         raise FileNotFoundError(f"video not found: {video}")
     tracks = load_poses(poses, fps=fps)
+    if config.mode == "side":  # type: ignore[attr-defined]
+        _side_view(tracks, poses, fps, px_per_mm, config, out)
+        return
     analysis = analyse_gait(tracks, fps, px_per_mm, config, video=video)  # type: ignore[arg-type]
     result = gait_result(analysis, fps, side, "all")
     out.mkdir(parents=True, exist_ok=True)
@@ -92,3 +103,36 @@ _SHOWN = {
     "base_of_support_hind_mm",
     "regularity_index_percent",
 }
+
+
+def _side_view(tracks: Any, poses: Path, fps: float, px_per_mm: float, config: Any, out: Path) -> None:
+    """``--mode side``: step cycles and joint angles of the visible paws, tables and angles.png in ``out``."""
+    import pandas as pd
+
+    from behavior.features.gait_side import analyse_side_view, angle_figure, side_view_result
+    from behavior.provenance import write_provenance
+
+    analysis = analyse_side_view(tracks, fps, px_per_mm, config)
+    result = side_view_result(analysis)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in result.tables.items():
+        path = out / f"{name}.csv"
+        table.to_csv(path, index=False)
+        written.append(path)
+    measures = result.measures_frame()
+    measures.to_csv(out / "measures.csv", index=False)
+    pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
+    written += [out / "measures.csv", out / "quality.csv"]
+    if not analysis.angle_curves.empty:
+        fig = angle_figure(analysis.angle_curves, title=poses.name)
+        fig.savefig(out / "angles.png", dpi=110)
+        written.append(out / "angles.png")
+    write_provenance(out, command="gait", config=config.model_dump(mode="json"), inputs=[poses], outputs=written)
+    keep = measures[~measures["measure"].str.contains("_ratio_")]
+    _print_frame(keep[["measure", "value", "unit", "n", "quality"]], f"gait (side view): {poses.name}")
+    q = result.quality
+    console.print(
+        f"{q['strides']} step cycles ({q['paws']}), {q['stances_incomplete']} stances not timed, "
+        f"floor {q['floor_line']}, {q['direction']}; angles: {q['angles'] or 'none'}; wrote {out}"
+    )

@@ -18,8 +18,9 @@ Method
    to the next or from the previous frame of at most ``jitter_factor`` x the paw's median step inside
    stances, and at least ``min_still_step_px``): the edge frames are exact for a paw that is truly still.
    A stance that touches an untracked frame or the recording's ends is *incomplete*: its timing is
-   unknown and it counts in no figure. Side view: a paw is also only in stance while its height above
-   the floor line (the ``floor_percentile`` of its image y) is at most ``max_stance_height_mm``.
+   unknown and it counts in no figure. Side view (``mode: side``, one side of the animal): see
+   :mod:`behavior.features.gait_side` (stance also needs the paw within ``max_stance_height_mm`` of the
+   floor line; step cycles and joint angles per visible paw).
 3. **Where steps come from** (:func:`locomotion_bouts`). Body velocity: mean of the ``body_keypoints``'
    velocities over ``velocity_window_s``. Frames of locomotion: body speed at least ``min_speed_bl_s`` and
    heading turning at most ``max_turn_deg_s``; runs of them (gaps under ``merge_gap_s`` closed) lasting
@@ -828,6 +829,11 @@ def analyse_gait(
     """
     _check_inputs(fps, px_per_mm)
     assert px_per_mm is not None
+    if config.mode == "side":
+        raise GaitError(
+            "expected a bottom-up mode (walkway, open-field) for analyse_gait, got side: a side view sees one side "
+            "of the animal; use behavior.features.gait_side.analyse_side_view"
+        )
     tracks, body, used = paw_tracks(poses, config)
     n = len(next(iter(tracks.values())))
     bl, bl_source = body_length_mm(body, px_per_mm, config)
@@ -841,11 +847,6 @@ def analyse_gait(
     vel, speed, turn = body_motion(body, fps, px_per_mm, config.bouts.velocity_window_s, max(p.max_gap_s, 0.1))
     bouts = locomotion_bouts(speed, turn, fps, bl, config.bouts)
     contact_ok: dict[str, np.ndarray | None] = {paw: None for paw in PAWS}
-    if config.mode == "side":
-        for paw, xy in tracks.items():
-            y = xy[:, 1]
-            floor = np.nanpercentile(y, p.floor_percentile) if np.isfinite(y).any() else np.nan
-            contact_ok[paw] = np.nan_to_num((floor - y) / px_per_mm, nan=np.inf) <= p.max_stance_height_mm
     # stances of every paw, assigned to the candidate bout holding their middle frame
     frames = []
     state: dict[str, np.ndarray] = {}
@@ -1100,6 +1101,10 @@ def extract_gait(
     """The registered extractor: the session's paw tracks (and video, for prints) in, gait measures out."""
     if session.px_per_mm is None:
         raise GaitError(f"session {session.session_id}: expected px_per_mm (gait figures are in mm), got none")
+    if config.mode == "side":
+        from behavior.features.gait_side import analyse_side_view, side_view_result
+
+        return side_view_result(analyse_side_view(poses, session.fps, session.px_per_mm, config))
     analysis = analyse_gait(poses, session.fps, session.px_per_mm, config, video=video, progress=progress)
     return gait_result(analysis, session.fps, session.side, config.measures)
 
@@ -1262,6 +1267,15 @@ def _row_labels(t: pd.DataFrame) -> list[str]:
 
 def _methods(config: GaitConfig) -> str:
     c, b = config.contacts, config.bouts
+    if config.mode == "side":
+        sv = config.side_view
+        return (
+            "Side-view gait (beam / treadmill, one side of the animal): a paw was in stance while its speed along the "
+            f"floor line was under {c.stance_speed_bl_s:g} body lengths/s (over {c.swing_speed_bl_s:g} to leave) and "
+            f"it was within {c.max_stance_height_mm:g} mm of the floor line; a step cycle ran from lift-off to the end "
+            "of the next stance (AutoGaitA's convention). Joint angles (AutoGaitA's definition) were normalised to "
+            f"{sv.bins} bins per step cycle and averaged over cycles."
+        )
     where = {
         "walkway": "walkway runs",
         "open-field": "bouts of steady, straight locomotion in the open field (Sheppard et al. 2022)",

@@ -427,6 +427,7 @@ def analyse_side_view(poses: Any, fps: float, px_per_mm: float | None, config: G
         "untracked_paw_fraction": round(float(np.mean([np.mean(s < 0) for s in states.values()])), 4),
         "angles": ",".join(angle_series),
         "angles_skipped": "; ".join(skipped),
+        "prints": "side_view",
         "keypoints": used,
     }
     return SideViewAnalysis(stances, cycles, angles, angles_by_cycle, curves, summary, sess, quality)
