@@ -39,10 +39,14 @@ __all__ = [
     "GAIT_KEYPOINTS",
     "GAIT_SKELETON",
     "PAWS",
+    "SIDE_KEYPOINTS",
     "GaitParams",
     "GaitSession",
+    "SideStepParams",
+    "planted_ankle_angle_deg",
     "simulate_gait",
     "simulate_gait_session",
+    "simulate_side_view",
     "walk_positions",
 ]
 
@@ -498,3 +502,174 @@ def simulate_gait_session(
         "paws": {paw: {**walk_truth[paw], "stance_intervals": stances[paw]} for paw in PAWS},
     }
     return GaitSession(poses=poses, truth=truth)
+
+
+# ------------------------------------------------------------------------------------------ side view
+
+SIDE_KEYPOINTS = (
+    "snout",
+    "fore_paw",
+    "wrist",
+    "elbow",
+    "lower_shoulder",
+    "upper_shoulder",
+    "iliac_crest",
+    "hip",
+    "knee",
+    "ankle",
+    "hind_paw",
+    "tailbase",
+)
+
+
+@dataclass
+class SideStepParams:
+    """A side view of a mouse stepping along a beam: its near hind and fore paw and their joints.
+
+    Each paw repeats a step cycle of ``stride_length_mm / speed_mm_s``: a stance of ``stance_duration_s``
+    (the paw stands exactly still on the floor line) then a swing that moves it forward by one stride on a
+    smooth (zero end-velocity) profile, lifted ``swing_height_mm`` at mid-swing. Stance ``k`` of the hind
+    paw starts at ``(k + start_phase) * cycle``, the fore paw's ``fore_phase`` cycles later. The floor
+    line is ``y = floor_y_px + floor_slope * x`` (image y grows downwards; the scene is rotated onto it).
+    The ankle angle is planted: :func:`planted_ankle_angle_deg` of the phase from lift-off (the knee sits
+    at that angle from the ankle-paw segment); other joints follow rigidly. ``direction`` ``right_to_left`` mirrors x.
+    """
+
+    fps: float = 100.0
+    px_per_mm: float = 4.0
+    duration_s: float = 3.0
+    speed_mm_s: float = 150.0
+    stride_length_mm: float = 45.0
+    stance_duration_s: float = 0.18
+    swing_height_mm: float = 5.0
+    start_phase: float = 0.2
+    fore_phase: float = 0.5
+    floor_y_px: float = 600.0
+    floor_slope: float = 0.01
+    direction: str = "left_to_right"
+    noise_px: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.fps > 0 and self.px_per_mm > 0 and self.speed_mm_s > 0 and self.stride_length_mm > 0):
+            raise ValueError("expected fps, px_per_mm, speed_mm_s and stride_length_mm > 0")
+        if not (0 < self.stance_duration_s < self.stride_length_mm / self.speed_mm_s):
+            raise ValueError(
+                f"expected 0 < stance_duration_s < the step cycle ({self.stride_length_mm / self.speed_mm_s:g} s), "
+                f"got {self.stance_duration_s}"
+            )
+        if self.direction not in ("left_to_right", "right_to_left"):
+            raise ValueError(f"expected direction left_to_right or right_to_left, got {self.direction!r}")
+
+
+def planted_ankle_angle_deg(phase: np.ndarray) -> np.ndarray:
+    """The ankle angle planted at ``phase`` (0-1, from lift-off) of the step cycle: 90 + 30 sin(2 pi phase)."""
+    return 90.0 + 30.0 * np.sin(2 * np.pi * np.asarray(phase, dtype=np.float64))
+
+
+def _side_paw(p: SideStepParams, t: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward position (mm, world), height (mm) and phase from lift-off of one paw at times ``t``."""
+    cycle = p.stride_length_mm / p.speed_mm_s
+    swing = cycle - p.stance_duration_s
+    eps = 1e-9  # frame times that fall on an event belong to the event's side
+    k = np.floor(t / cycle - offset + eps)  # stance k starts at (k + offset) * cycle
+    since = np.maximum(t - (k + offset) * cycle, 0.0)  # time since this cycle's touch-down
+    in_stance = since < p.stance_duration_s - eps
+    dt = 1.0 / p.fps
+    # the swing profile runs from the last stance frame to the next touch-down, so the first swing frame
+    # has moved and the paw lands on the touch-down frame: stance frames are exactly the still ones
+    s = np.clip((since - p.stance_duration_s + dt) / (swing + dt), 0.0, 1.0)
+    fwd = (k + np.where(in_stance, 0.0, (1 - np.cos(np.pi * s)) / 2)) * p.stride_length_mm
+    fwd = fwd + offset * p.stride_length_mm
+    height = np.where(in_stance, 0.0, p.swing_height_mm * np.sin(np.pi * s))
+    phase = np.where(in_stance, (swing + since) / cycle, (since - p.stance_duration_s) / cycle)
+    return fwd, height, phase
+
+
+def simulate_side_view(p: SideStepParams, rng: np.random.Generator | None = None) -> tuple[Any, Any]:
+    """Side-view poses (keypoints :data:`SIDE_KEYPOINTS`) and the planted step cycles.
+
+    Returns
+    -------
+    poses
+        Poses dataset (pixels, confidence 1).
+    truth
+        One row per planted step cycle of each paw (``paw`` hind / fore) whose two stances lie wholly in the
+        clip (the first one starting after frame 0): ``start_frame`` (lift-off),
+        ``touchdown_frame``, ``end_frame`` (last stance frame), ``swing_duration_s``, ``stance_duration_s``.
+        Frame ``i`` is in stance when ``i / fps`` falls in a stance interval.
+    """
+    import pandas as pd
+
+    from pose_models.poses import from_numpy
+
+    n = round(p.duration_s * p.fps)
+    t = np.arange(n) / p.fps
+    cycle = p.stride_length_mm / p.speed_mm_s
+    body_mm = 60.0 + p.speed_mm_s * t  # body centre, world mm (it starts 60 mm in)
+    s_mm = p.px_per_mm
+
+    ca, sa = np.cos(np.arctan(p.floor_slope)), np.sin(np.arctan(p.floor_slope))
+
+    def image(fwd_mm: np.ndarray, up_mm: np.ndarray) -> np.ndarray:
+        # along the floor line (a rotation: angles are kept) and up from it; image y grows downwards
+        x = 20.0 + (fwd_mm * ca + up_mm * sa) * s_mm
+        y = p.floor_y_px + 20.0 * p.floor_slope + (fwd_mm * sa - up_mm * ca) * s_mm
+        if p.direction == "right_to_left":
+            x = 2000.0 - x
+        return np.stack([x, y], axis=1)
+
+    pts: dict[str, np.ndarray] = {}
+    truth_rows = []
+    for paw, offset, base_mm in (("hind", p.start_phase, 30.0), ("fore", p.start_phase + p.fore_phase, 85.0)):
+        fwd, h, phase = _side_paw(p, t, offset)
+        fwd = fwd + base_mm
+        paw_xy = image(fwd, h)
+        ang = np.radians(planted_ankle_angle_deg(phase))
+        # ankle 6 mm behind and 5 mm above the paw; knee 12 mm from the ankle at the planted angle from ankle->paw
+        ankle_fwd, ankle_up = fwd - 6.0, h + 5.0
+        u = np.array([6.0, -5.0]) / np.hypot(6.0, 5.0)  # ankle -> paw, (forward, up)
+        knee_dir = np.stack([u[0] * np.cos(ang) - u[1] * np.sin(ang), u[0] * np.sin(ang) + u[1] * np.cos(ang)], axis=1)
+        knee_fwd, knee_up = ankle_fwd + 12.0 * knee_dir[:, 0], ankle_up + 12.0 * knee_dir[:, 1]
+        upper_fwd, upper_up = knee_fwd - 4.0, knee_up + 10.0
+        top_fwd, top_up = upper_fwd - 6.0, upper_up + 6.0
+        names = ("hind_paw", "ankle", "knee", "hip", "iliac_crest") if paw == "hind" else (
+            "fore_paw", "wrist", "elbow", "lower_shoulder", "upper_shoulder"
+        )
+        for name, (f_, u_) in zip(
+            names,
+            ((fwd, h), (ankle_fwd, ankle_up), (knee_fwd, knee_up), (upper_fwd, upper_up), (top_fwd, top_up)),
+            strict=True,
+        ):
+            pts[name] = paw_xy if name.endswith("_paw") else image(f_, u_)
+        k0 = int(np.ceil(-offset)) - 1
+        k = k0
+        while True:
+            td = (k + offset) * cycle  # touch-down of stance k
+            lift_prev = td - (cycle - p.stance_duration_s)
+            end_t = td + p.stance_duration_s
+            # a cycle whose stances are both whole in the clip (the previous one starting after frame 0)
+            if (td - cycle) * p.fps >= 1 and end_t <= t[-1]:
+                first = int(np.ceil(lift_prev * p.fps - 1e-9))
+                tdf = int(np.ceil(td * p.fps - 1e-9))
+                endf = int(np.ceil(end_t * p.fps - 1e-9)) - 1
+                truth_rows.append(
+                    {
+                        "paw": paw,
+                        "start_frame": first,
+                        "touchdown_frame": tdf,
+                        "end_frame": endf,
+                        "swing_duration_s": cycle - p.stance_duration_s,
+                        "stance_duration_s": p.stance_duration_s,
+                    }
+                )
+            if end_t > t[-1]:
+                break
+            k += 1
+    pts["snout"] = image(body_mm + 45.0, np.full(n, 15.0))
+    pts["tailbase"] = image(body_mm - 35.0, np.full(n, 15.0))
+    pos = np.stack([pts[k] for k in SIDE_KEYPOINTS], axis=2)  # (time, space, keypoints)
+    if p.noise_px > 0:
+        rng = rng or np.random.default_rng(0)
+        pos = pos + rng.normal(0.0, p.noise_px, pos.shape)
+    poses = from_numpy(pos[..., None], keypoint_names=list(SIDE_KEYPOINTS), fps=p.fps, source_software="synthetic")
+    return poses, pd.DataFrame(truth_rows)
