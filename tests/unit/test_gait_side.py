@@ -173,3 +173,20 @@ def test_cli_side_mode_writes_the_angle_tables(tmp_path):
         app, ["gait", str(path), "--fps", "0", "--px-per-mm", "4", "--mode", "side", "--out", str(out)]
     )
     assert isinstance(bad.exception, GaitError) and str(bad.exception) == "expected --fps > 0, got 0.0"
+
+
+def test_registered_extractor_scores_a_side_view_session():
+    from behavior.assays import get_assay
+    from behavior.session import Session
+
+    p = SideStepParams(duration_s=1.5)
+    poses, _ = simulate_side_view(p)
+    spec = get_assay("gait")
+    config = spec.load_config(["mode=side"])
+    session = Session(
+        session_id="s1", animal_id="a1", group="g", timepoint="d0", assay="gait", fps=100.0, px_per_mm=4.0, pose="x.nc"
+    )
+    result = spec.extract(poses, session, config)
+    v = {m.measure: m for m in result.measures}
+    assert v["hind_stance_duration_s"].value == pytest.approx(0.18, rel=0.05)
+    assert "gait_side_angle_curves" in result.tables and result.quality["mode"] == "side"
