@@ -32,7 +32,8 @@ def gait(
     """Per-step, per-run/bout and per-session gait tables, the pain ratios and a footfall diagram.
 
     Side view (``--mode side``): stances, step cycles, per-frame joint angles, the angles normalised per
-    cycle and their mean / SD per bin (gait_side_*.csv), measures, and angles.png.
+    cycle and their mean / SD per bin (gait_side_*.csv), measures, footfall.png (stance bars per paw) and
+    angles.png (mean +- SD of each angle over the normalised step cycle).
     """
     import pandas as pd
 
@@ -109,7 +110,7 @@ def _side_view(tracks: Any, poses: Path, fps: float, px_per_mm: float, config: A
     """``--mode side``: step cycles and joint angles of the visible paws, tables and angles.png in ``out``."""
     import pandas as pd
 
-    from behavior.features.gait_side import analyse_side_view, angle_figure, side_view_result
+    from behavior.features.gait_side import analyse_side_view, angle_figure, side_view_result, step_figure
     from behavior.provenance import write_provenance
 
     analysis = analyse_side_view(tracks, fps, px_per_mm, config)
@@ -123,7 +124,9 @@ def _side_view(tracks: Any, poses: Path, fps: float, px_per_mm: float, config: A
     measures = result.measures_frame()
     measures.to_csv(out / "measures.csv", index=False)
     pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
-    written += [out / "measures.csv", out / "quality.csv"]
+    fig = step_figure(analysis.stances, fps, title=poses.name)
+    fig.savefig(out / "footfall.png", dpi=110)
+    written += [out / "measures.csv", out / "quality.csv", out / "footfall.png"]
     if not analysis.angle_curves.empty:
         fig = angle_figure(analysis.angle_curves, title=poses.name)
         fig.savefig(out / "angles.png", dpi=110)

@@ -463,6 +463,33 @@ def side_view_result(analysis: SideViewAnalysis) -> AssayResult:
     )
 
 
+def step_figure(stances: pd.DataFrame, fps: float, title: str = "") -> Any:
+    """Stance bars per visible paw over time (the side view's footfall diagram); untimed stances hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paws = [p for p in SIDE_PAWS if p in set(stances["paw"])]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * max(len(paws), 1) + 1.0))
+    for i, paw in enumerate(paws):
+        st = stances[stances["paw"] == paw]
+        for r in st.itertuples():
+            ax.broken_barh(
+                [(r.start_frame / fps, (r.end_frame - r.start_frame + 1) / fps)],
+                (i - 0.35, 0.7),
+                facecolors="tab:blue" if r.complete else "none",
+                edgecolors="tab:blue",
+                hatch="" if r.complete else "//",
+            )
+    ax.set_yticks(range(len(paws)))
+    ax.set_yticklabels(paws, fontsize=8)
+    ax.set_xlabel("time (s)")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def angle_figure(curves: pd.DataFrame, title: str = "") -> Any:
     """Mean +- SD of each joint angle over the normalised step cycle (one panel per limb)."""
     import matplotlib
@@ -479,8 +506,10 @@ def angle_figure(curves: pd.DataFrame, title: str = "") -> Any:
             ax.fill_between(x, m - np.nan_to_num(s), m + np.nan_to_num(s), alpha=0.2)
         ax.set_xlabel("step cycle (%)")
         ax.set_ylabel("angle (deg)")
-        ax.set_title(f"{title} {limb}".strip(), fontsize=8)
+        ax.set_title(f"{limb} limb", fontsize=8)
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -168,7 +168,7 @@ def test_cli_side_mode_writes_the_angle_tables(tmp_path):
     assert res.exit_code == 0, res.output
     for name in ("gait_side_cycles", "gait_side_angle_curves", "gait_side_angles_by_cycle", "measures"):
         assert (out / f"{name}.csv").is_file(), name
-    assert (out / "angles.png").is_file() and (out / "provenance.json").is_file()
+    assert (out / "angles.png").is_file() and (out / "footfall.png").is_file() and (out / "provenance.json").is_file()
     bad = CliRunner().invoke(
         app, ["gait", str(path), "--fps", "0", "--px-per-mm", "4", "--mode", "side", "--out", str(out)]
     )
