@@ -335,30 +335,34 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 def test_same_seed_gives_the_same_model_even_beside_a_busy_process(small_project, tmp_path):
     """No wall clock in the schedule: a second run with a CPU-bound process beside it ends bit-identical."""
-    first = _train_cli(small_project, tmp_path / "a")
-    assert first.returncode == 0, first.stderr
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    import torch
+
+    from pose_models.nets.model import ModelConfig, TrainConfig
+    from pose_models.train import train_model
+
+    config = ModelConfig(input_scale=0.5, neck_channels=16, train=TrainConfig(epochs=4, batch_size=4, val_fraction=0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        second = _train_cli(small_project, tmp_path / "b")
+        first = train_model(small_project, tmp_path / "a", config)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            train_model(small_project, tmp_path / "b", config)
+        finally:
+            busy.kill()
+            busy.wait()
+        train_model(small_project, tmp_path / "c", config, seed=1, epochs=1)
     finally:
-        busy.kill()
-        busy.wait()
-    assert second.returncode == 0, second.stderr
+        torch.set_num_threads(threads)
     assert _same_weights(tmp_path / "a", tmp_path / "b")
-    other_seed = _train_cli(small_project, tmp_path / "c", "--seed", "1", epochs=1)
-    assert other_seed.returncode == 0, other_seed.stderr
     assert not _same_weights(tmp_path / "a", tmp_path / "c")  # the comparison can fail
-    # without a validation share the messages speak of training loss, never of a validation error
-    said = " ".join((first.stdout + first.stderr).split())
-    assert "validation" not in said.replace("no validation share", "")
-    assert "4 epochs, final training loss" in said and "(no validation share)" in said
+    assert first.stopped_by == "schedule" and first.epochs_run == first.epochs_planned == 4
+    assert not first.has_validation and "final training loss" in first.summary()
     import yaml
 
     meta = yaml.safe_load((tmp_path / "a" / "model.yaml").read_text())
     assert meta["stopped_by"] == "schedule" and meta["epochs_run"] == meta["epochs_planned"] == 4
     assert meta["best_val_error_px"] is None
-    provenance = json.loads((tmp_path / "a" / "provenance.json").read_text())
-    assert provenance["config"]["stopped_by"] == "schedule"
 
 
 def test_a_run_killed_mid_way_and_resumed_ends_as_an_uninterrupted_one(small_project, tmp_path):
@@ -367,6 +371,12 @@ def test_a_run_killed_mid_way_and_resumed_ends_as_an_uninterrupted_one(small_pro
 
     whole = _train_cli(small_project, tmp_path / "whole", epochs=6)
     assert whole.returncode == 0, whole.stderr
+    # without a validation share the messages speak of training loss, never of a validation error
+    said = " ".join((whole.stdout + whole.stderr).split())
+    assert "validation" not in said.replace("no validation share", "")
+    assert "6 epochs, final training loss" in said and "(no validation share)" in said
+    provenance = json.loads((tmp_path / "whole" / "provenance.json").read_text())
+    assert provenance["config"]["stopped_by"] == "schedule" and provenance["config"]["epochs_run"] == 6
     out = tmp_path / "killed"
     args = [str(BIN), "pose", "train", str(small_project), "--out", str(out), "--epochs", "6", *THREADS]
     proc = subprocess.Popen(args + SMALL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
