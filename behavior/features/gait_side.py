@@ -258,9 +258,10 @@ def analyse_side_view(poses: Any, fps: float, px_per_mm: float | None, config: G
             continue
         tracks[paw] = _track(pos, low, names, name)
         used[paw] = name
-    if missing:
+    if missing or not tracks:
+        wanted = ", ".join(missing) or " or ".join(f"{k} ({v})" for k, v in sv.paw_keypoints.items())
         raise GaitError(
-            f"gait (side) needs the paw keypoints {', '.join(missing)}, expected among the poses' {names} "
+            f"gait (side) needs the paw keypoints {wanted}, expected among the poses' {names} "
             "(set side_view.paw_keypoints.<hind|fore>=<name>)"
         )
     body: dict[str, np.ndarray] = {}

@@ -137,6 +137,9 @@ def test_bad_input_one_line_errors():
     poses, _ = simulate_side_view(p)
     with pytest.raises(GaitError, match=r"needs the paw keypoints hind \(hind_paw\)"):
         analyse_side_view(_drop(poses, "hind_paw"), p.fps, p.px_per_mm, SIDE)
+    none_required = GaitConfig.model_validate({"mode": "side", "side_view": {"required_paws": []}})
+    with pytest.raises(GaitError, match="needs the paw keypoints hind"):
+        analyse_side_view(_drop(poses, "hind_paw", "fore_paw"), p.fps, p.px_per_mm, none_required)
     with pytest.raises(GaitError, match="fps > 0"):
         analyse_side_view(poses, 0.0, p.px_per_mm, SIDE)
     with pytest.raises(GaitError, match="px_per_mm"):
