@@ -46,6 +46,9 @@ _PLANAR_YUV = (
 )
 #: Videos up to this many frames are read straight through for the background instead of seeking.
 _SEQUENTIAL_BACKGROUND_FRAMES = 3000
+#: A video whose tracked images fit in this many bytes is decoded once and kept (background and tracking
+#: from the same pass) instead of being decoded twice.
+_CACHE_BYTES = 64 * 2**20
 
 
 class TrackingConfig(BaseModel):
@@ -103,7 +106,7 @@ class _Shrink:
         g = gray[self.y : self.y + self.h, self.x : self.x + self.w]
         if self.scale < 1.0:
             return cv2.resize(g, self.size, interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(g)
+        return g.copy()  # never a view of the decoder's frame buffer
 
 
 def _decode(path: Path, threads: bool = True) -> Iterator[np.ndarray]:
@@ -220,14 +223,28 @@ def track_video(
     region = (0, 0, info.width, info.height) if roi is None else tuple(int(v) for v in roi)
     check_roi(ROI(*region), info, path)
     shrink = _Shrink(region, config.max_width_px)
-    bg = _background(path, info.n_frames, shrink, config.background_frames)
+    step = int(config.step_frames)
+    source: Iterator[tuple[int, Any]]
+    if info.n_frames * shrink.size[0] * shrink.size[1] <= _CACHE_BYTES:  # short video: one decoding pass
+        kept: list[np.ndarray] = []
+        for i, g in _decode_ahead(path, shrink, 1):
+            if i == -1:
+                break
+            kept.append(g)
+        if len(kept) < 3:
+            raise ValueError(f"{path}: expected at least 3 decodable frames for the background, got {len(kept)}")
+        pick = np.linspace(0, len(kept) - 1, min(config.background_frames, len(kept))).round().astype(int)
+        bg = np.median(np.stack([kept[j] for j in pick]), axis=0).astype(np.uint8)
+        source = iter([*((i, kept[i]) for i in range(0, len(kept), step)), (-1, len(kept))])
+    else:
+        bg = _background(path, info.n_frames, shrink, config.background_frames)
+        source = _decode_ahead(path, shrink, step)
     s = shrink.scale
     radius = config.open_px * s
     ksize = max(1, round(radius) | 1) if config.open_px else 0
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ksize, ksize)) if ksize > 1 else None
     min_area = config.min_area_px * s * s
     thr = float(config.threshold_gray)
-    step = int(config.step_frames)
     n_max = math.ceil(info.n_frames / step)
     frames = np.zeros(n_max, np.int64)
     xy = np.full((n_max, 2), np.nan)
@@ -235,7 +252,7 @@ def track_video(
     k = 0
     decoded = 0
     last = -1.0
-    for i, g in _decode_ahead(path, shrink, step):
+    for i, g in source:
         if i == -1:
             decoded = int(g)
             break
