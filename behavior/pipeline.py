@@ -208,7 +208,8 @@ def run_session(
         pos_missing = np.isnan(poses["position"].values).any(axis=1)
         quality["frames"] = int(poses.sizes["time"])
         quality["missing_point_fraction"] = float(pos_missing.mean())
-        quality["pose_source"] = "predicted" if poses_path is not None or session.pose is None else "file"
+        # a session's own pose file is "file"; poses from the video through a model are "predicted"
+        quality["pose_source"] = "file" if session.pose is not None else "predicted"
     else:
         quality["pose_source"] = "none"
     quality.update(result.quality)  # the assay's own figures (trials by outcome, ...)

@@ -174,6 +174,7 @@ def test_evoked_latency_from_a_simulated_clip(tmp_path):
 COMMAND_GROUPS = {
     (): [
         *("info", "score", "simulate", "demo", "assays", "serve", "worker", "watch", "burrowing"),
+        *("gait", "place-preference"),
         *("pose", "evoked", "admin", "grimace"),
     ],
     ("pose",): ["convert", "train", "evaluate", "predict"],

@@ -76,6 +76,8 @@ def test_outputs_and_the_measures_schema(scored, study):
     outcomes = counts[["responded", "censored", "no_baseline", "recording_ended", "untracked"]].sum(axis=1)
     assert (outcomes == counts["trials"]).all()
     assert "all pairwise group comparisons at all timepoints" in html and "left out of the mean" in html
+    # these sessions come with pose files: the quality table says so (it used to say "predicted")
+    assert set(pd.read_csv(scored / "quality.csv")["pose_source"]) == {"file"}
 
 
 def test_planted_effects_are_recovered(scored, study):
