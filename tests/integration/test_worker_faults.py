@@ -218,7 +218,7 @@ def test_crashing_scorer_fails_the_job_and_the_worker_goes_on(faulty, clip, data
 def test_hung_scorer_is_cut_short_at_its_limit_and_the_worker_goes_on(faulty, clip, database):
     """A scorer that never returns is killed at PAINBATTERY_JOB_TIMEOUT_SECONDS (longer than the lease, which
     the worker renews meanwhile); its progress reaches the job row; the next job is scored."""
-    limits = {"PAINBATTERY_JOB_TIMEOUT_SECONDS": "3", "PAINBATTERY_LEASE_SECONDS": "1", "PAINBATTERY_MAX_ATTEMPTS": "2"}
+    limits = {"PAINBATTERY_JOB_TIMEOUT_SECONDS": "8", "PAINBATTERY_LEASE_SECONDS": "1", "PAINBATTERY_MAX_ATTEMPTS": "2"}
     f = faulty(database, **limits)
     headers, study = study_of(f, "lab-hang")
     hang = submit(f, headers, study, clip, "hang-1")
@@ -229,7 +229,7 @@ def test_hung_scorer_is_cut_short_at_its_limit_and_the_worker_goes_on(faulty, cl
     assert w.wait(timeout=240) == 0, f.output(w)
     job = wait_job(f.server, headers, hang, timeout=10)
     assert job["status"] == "failed" and job["attempts"] == 2, job  # the lease held: no extra attempt
-    assert job["error"].startswith("ScorerTimeoutError: scorer cut short at 3 s"), job
+    assert job["error"].startswith("ScorerTimeoutError: scorer cut short at 8 s"), job
     done = wait_job(f.server, headers, good, timeout=10)
     assert done["status"] == "done" and done["attempts"] == 1, done
     assert f.scored() == ["hang-1", "hang-1", "good-2"]
