@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from behavior.cli.common import _print_frame, console, progress_bar
+from behavior.cli.common import _print_frame, console, progress_bar, write_assay_result
 
 
 def register(app: typer.Typer) -> None:
@@ -25,11 +25,9 @@ def burrowing(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Burrowing config override key=value.")] = None,
 ) -> None:
     """% substrate displaced (at the end and at checkpoints), latency to start, time burrowing."""
-    import pandas as pd
 
     from behavior.assays import get_assay
     from behavior.features.burrowing import check_tube_roi, score_burrowing_video
-    from behavior.provenance import write_provenance
     from pose_models.video import ROI
 
     tube = ROI.parse(roi)
@@ -47,19 +45,7 @@ def burrowing(
             config,  # type: ignore[arg-type]
             progress=lambda f: bar.update(task, completed=round(100 * f)),
         )
-    out.mkdir(parents=True, exist_ok=True)
-    frames_path = out / "burrowing_frames.csv"
-    result.tables["burrowing_frames"].to_csv(frames_path, index=False)
-    measures = result.measures_frame()
-    measures.to_csv(out / "measures.csv", index=False)
-    pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
-    write_provenance(
-        out,
-        command="burrowing",
-        config=config.model_dump(mode="json"),
-        inputs=[video],
-        outputs=[frames_path, out / "measures.csv", out / "quality.csv"],
-    )
+    measures = write_assay_result(result, out, command="burrowing", config=config, inputs=[video])
     _print_frame(measures[["measure", "value", "unit", "n", "quality"]], f"burrowing: {video.name}")
     q = result.quality
     console.print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -81,3 +82,48 @@ def run_with_exit_codes(app: typer.Typer) -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERNAL)
+
+
+def write_assay_result(
+    result: Any,
+    out: Path,
+    *,
+    command: str,
+    config: Any,
+    inputs: list[Path],
+    figures: dict[str, Any] | None = None,
+) -> Any:
+    """Write a single-session command's result to ``out`` and return its measures frame.
+
+    Each of the result's tables goes to ``<name>.csv``, its measures to ``measures.csv``, its quality
+    figures to ``quality.csv``, each figure to ``<name>.png``; ``provenance.json`` lists them all.
+
+    Parameters
+    ----------
+    result
+        An :class:`behavior.features.base.AssayResult`.
+    out
+        Output folder (created).
+    command, config, inputs
+        What :func:`behavior.provenance.write_provenance` records (``config``: the assay's config model).
+    figures
+        Matplotlib figures by file stem.
+    """
+    import pandas as pd
+
+    from behavior.provenance import write_provenance
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, table in result.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+        written.append(out / f"{name}.csv")
+    measures = result.measures_frame()
+    measures.to_csv(out / "measures.csv", index=False)
+    pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
+    written += [out / "measures.csv", out / "quality.csv"]
+    for name, fig in (figures or {}).items():
+        fig.savefig(out / f"{name}.png", dpi=110)
+        written.append(out / f"{name}.png")
+    write_provenance(out, command=command, config=config.model_dump(mode="json"), inputs=inputs, outputs=written)
+    return measures

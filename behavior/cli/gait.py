@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from behavior.cli.common import _print_frame, console
+from behavior.cli.common import _print_frame, console, write_assay_result
 
 
 def register(app: typer.Typer) -> None:
@@ -35,11 +35,9 @@ def gait(
     cycle and their mean / SD per bin (gait_side_*.csv), measures, footfall.png (stance bars per paw) and
     angles.png (mean +- SD of each angle over the normalised step cycle).
     """
-    import pandas as pd
 
     from behavior.assays import get_assay
     from behavior.features.gait import GaitError, analyse_gait, footfall_figure, gait_result
-    from behavior.provenance import write_provenance
     from pose_models.io import load_poses
 
     if side is not None and side not in ("left", "right"):
@@ -61,25 +59,15 @@ def gait(
         return
     analysis = analyse_gait(tracks, fps, px_per_mm, config, video=video)  # type: ignore[arg-type]
     result = gait_result(analysis, fps, side, "all")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, table in result.tables.items():
-        path = out / f"{name}.csv"
-        table.to_csv(path, index=False)
-        written.append(path)
-    measures = result.measures_frame()
-    measures.to_csv(out / "measures.csv", index=False)
-    pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
     fig = footfall_figure(analysis.stances[analysis.stances["in_kept_bout"]], fps, side=side, title=poses.name)
     fig.tight_layout()
-    fig.savefig(out / "footfall.png", dpi=110)
-    written += [out / "measures.csv", out / "quality.csv", out / "footfall.png"]
-    write_provenance(
+    measures = write_assay_result(
+        result,
         out,
         command="gait",
-        config=config.model_dump(mode="json"),
+        config=config,
         inputs=[poses, *([video] if video is not None else [])],
-        outputs=written,
+        figures={"footfall": fig},
     )
     keep = measures[measures["measure"].isin(_SHOWN) | measures["measure"].str.contains("_ratio_")]
     _print_frame(keep[["measure", "value", "unit", "n", "quality"]], f"gait: {poses.name}")
@@ -108,30 +96,15 @@ _SHOWN = {
 
 def _side_view(tracks: Any, poses: Path, fps: float, px_per_mm: float, config: Any, out: Path) -> None:
     """``--mode side``: step cycles and joint angles of the visible paws, tables and angles.png in ``out``."""
-    import pandas as pd
 
     from behavior.features.gait_side import analyse_side_view, angle_figure, side_view_result, step_figure
-    from behavior.provenance import write_provenance
 
     analysis = analyse_side_view(tracks, fps, px_per_mm, config)
     result = side_view_result(analysis)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, table in result.tables.items():
-        path = out / f"{name}.csv"
-        table.to_csv(path, index=False)
-        written.append(path)
-    measures = result.measures_frame()
-    measures.to_csv(out / "measures.csv", index=False)
-    pd.DataFrame([result.quality]).to_csv(out / "quality.csv", index=False)
-    fig = step_figure(analysis.stances, fps, title=poses.name)
-    fig.savefig(out / "footfall.png", dpi=110)
-    written += [out / "measures.csv", out / "quality.csv", out / "footfall.png"]
+    figures = {"footfall": step_figure(analysis.stances, fps, title=poses.name)}
     if not analysis.angle_curves.empty:
-        fig = angle_figure(analysis.angle_curves, title=poses.name)
-        fig.savefig(out / "angles.png", dpi=110)
-        written.append(out / "angles.png")
-    write_provenance(out, command="gait", config=config.model_dump(mode="json"), inputs=[poses], outputs=written)
+        figures["angles"] = angle_figure(analysis.angle_curves, title=poses.name)
+    measures = write_assay_result(result, out, command="gait", config=config, inputs=[poses], figures=figures)
     keep = measures[~measures["measure"].str.contains("_ratio_")]
     _print_frame(keep[["measure", "value", "unit", "n", "quality"]], f"gait (side view): {poses.name}")
     q = result.quality

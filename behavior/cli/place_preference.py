@@ -52,7 +52,7 @@ def _session_for(path: Path, fps: float | None, px_per_mm: float | None, roi: st
 
 
 def _score_one(path: Path, args: dict[str, Any], zones: Any, config: Any, paired: str | None, label: str) -> Any:
-    from behavior.features.place_preference import body_track, score_track, session_zones
+    from behavior.features.place_preference import body_track, score_body_track, session_zones
 
     session, poses = _session_for(path, args["fps"], args["px_per_mm"], args["roi"])
     z = session_zones(session, config, zones, session.video)
@@ -66,21 +66,7 @@ def _score_one(path: Path, args: dict[str, Any], zones: Any, config: Any, paired
         track = body_track(
             poses, session, config, video=session.video, progress=lambda f: bar.update(task, completed=round(100 * f))
         )
-    result = score_track(
-        track.xy_px,
-        track.frames,
-        track.dt_s,
-        z,
-        paired,
-        unpaired,
-        config,
-        px_per_mm=session.px_per_mm,
-        full_duration_s=track.duration_s,
-    )
-    result.quality.update(track.quality)
-    if track.area_px is not None:
-        result.tables["place_preference_frames"]["blob_area_px"] = track.area_px.round(1)
-    return result
+    return score_body_track(track, z, paired, unpaired, config, px_per_mm=session.px_per_mm)
 
 
 def place_preference(

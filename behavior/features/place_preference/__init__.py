@@ -56,6 +56,7 @@ __all__ = [
     "paired_chamber_for",
     "place_preference_measures",
     "preference_rows",
+    "score_body_track",
     "score_track",
     "session_zones",
 ]
@@ -358,6 +359,22 @@ def extract_place_preference(
     zones = session_zones(session, config, zones, video)
     paired, unpaired = paired_chamber_for(session, config, zones)
     track = body_track(poses, session, config, video=video, progress=progress)
+    return score_body_track(track, zones, paired, unpaired, config, px_per_mm=session.px_per_mm)
+
+
+def score_body_track(
+    track: BodyTrack,
+    zones: Zones,
+    paired: str | None,
+    unpaired: str | None,
+    config: PlacePreferenceConfig,
+    *,
+    px_per_mm: float | None = None,
+) -> AssayResult:
+    """Score a session's body track in ``zones``: :func:`score_track` plus how the track was made.
+
+    The track's quality figures join the result's, and a video track's blob area joins the frames table.
+    """
     result = score_track(
         track.xy_px,
         track.frames,
@@ -366,7 +383,7 @@ def extract_place_preference(
         paired,
         unpaired,
         config,
-        px_per_mm=session.px_per_mm,
+        px_per_mm=px_per_mm,
         full_duration_s=track.duration_s,
     )
     result.quality.update(track.quality)
