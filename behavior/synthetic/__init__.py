@@ -4,7 +4,8 @@ Every later feature test (gait, withdrawal latency, grimace, burrowing, place pr
 demo use these clips: a clip's ``truth`` says what the features must find. One simulator per assay
 registers in :data:`SIMULATORS` (``@register_simulator("gait")``); its parameters are a dataclass with
 units in the field names (:class:`GaitParams`, :class:`HargreavesParams`, :class:`VonFreyParams`,
-:class:`GrimaceParams`, :class:`BurrowingParams`, :class:`PlacePreferenceParams`).
+:class:`GrimaceParams`, :class:`BurrowingParams`, :class:`PlacePreferenceParams`,
+:class:`PainBoxParams`).
 
 >>> clip = simulate_clip("hargreaves", seed=1, latencies_s=[6.0, None])   # doctest: +SKIP
 >>> write_clip(clip, "out/")                                               # doctest: +SKIP
@@ -32,6 +33,7 @@ from behavior.synthetic.burrowing import BurrowingParams
 from behavior.synthetic.evoked import HargreavesParams, VonFreyParams
 from behavior.synthetic.gait import GaitParams
 from behavior.synthetic.grimace import GrimaceParams
+from behavior.synthetic.pain_box import PainBoxParams
 from behavior.synthetic.place_preference import PlacePreferenceParams
 from behavior.synthetic.study import (
     CHAPLAN_SERIES_G,
@@ -52,6 +54,7 @@ __all__ = [
     "GaitParams",
     "GrimaceParams",
     "HargreavesParams",
+    "PainBoxParams",
     "PlacePreferenceParams",
     "StudyBaseline",
     "StudyEffects",

@@ -66,7 +66,7 @@ def check_gait_prints(clip: synthetic.Clip, frames: np.ndarray) -> int:
 
 
 def test_every_assay_family_has_a_simulator():
-    assert set(SIMULATORS) == {"gait", "hargreaves", "von_frey", "grimace", "burrowing", "place_preference"}
+    assert set(SIMULATORS) == {"gait", "hargreaves", "von_frey", "grimace", "burrowing", "place_preference", "pain_box"}
     for assay in SIMULATORS:
         assert synthetic.default_params(assay)  # the defaults are valid
 
