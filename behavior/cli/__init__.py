@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from behavior import __version__
-from behavior.cli import assays, burrowing, evoked, gait, grimace, place_preference, pose, service, study
+from behavior.cli import assays, behaviours, burrowing, evoked, gait, grimace, place_preference, pose, service, study
 from behavior.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -53,7 +53,7 @@ def _root(
 
 
 # Registration order is the order ``painbattery --help`` lists commands (and, after them, groups) in.
-_GROUPS = (pose, evoked, study, assays, service, burrowing, grimace, gait, place_preference)
+_GROUPS = (pose, evoked, study, assays, service, burrowing, grimace, gait, place_preference, behaviours)
 for _group in _GROUPS:
     _group.register(app)
 

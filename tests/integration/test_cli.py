@@ -175,12 +175,13 @@ COMMAND_GROUPS = {
     (): [
         *("info", "score", "simulate", "demo", "assays", "serve", "worker", "watch", "burrowing"),
         *("gait", "place-preference"),
-        *("pose", "evoked", "admin", "grimace"),
+        *("pose", "evoked", "admin", "grimace", "behaviours"),
     ],
     ("pose",): ["convert", "train", "evaluate", "predict"],
     ("evoked",): ["updown", "latency", "paws"],
     ("admin",): ["create-lab", "create-token", "create-rig"],
     ("grimace",): ["score", "calibrate"],
+    ("behaviours",): ["train", "apply"],
 }
 
 
