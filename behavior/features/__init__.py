@@ -9,7 +9,7 @@ functions inside the modules are pure.
 from __future__ import annotations
 
 # Assay modules register their specs on import (behavior.assays imports this package to load them).
-from behavior.features import burrowing, evoked, gait, grimace, place_preference  # noqa: F401
+from behavior.features import burrowing, evoked, gait, grimace, pain_box, place_preference  # noqa: F401
 from behavior.features.base import AssayResult, Measure
 
 __all__ = ["AssayResult", "Measure"]

@@ -430,6 +430,14 @@ def _place_preference(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     return params, cols
 
 
+def _pain_box(c: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
+    # the planted effect scales how much more an injured animal licks, flinches and guards its injured paw
+    factor = 1.0 + 3.0 * max(c.m, 0.0)
+    params = {"duration_s": 60.0, "injured": c.m > 0, "injury_factor": factor, "side": c.side}
+    cols = {"pain_box_injured": c.m > 0, "pain_box_injury_factor": factor}
+    return params, cols
+
+
 #: How a study turns planted values into simulator parameters, by assay.
 STUDY_PARAMS: dict[str, Callable[[_Ctx], tuple[dict[str, Any], dict[str, Any]]]] = {
     "hargreaves": _hargreaves,
@@ -438,6 +446,7 @@ STUDY_PARAMS: dict[str, Callable[[_Ctx], tuple[dict[str, Any], dict[str, Any]]]]
     "grimace": _grimace,
     "burrowing": _burrowing,
     "place_preference": _place_preference,
+    "pain_box": _pain_box,
 }
 
 

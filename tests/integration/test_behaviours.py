@@ -193,3 +193,31 @@ def test_features_on_every_frame_of_real_bottom_up_tracks(shared_data, relpath):
     assert len(fs.frames) == poses.sizes["time"]
     assert not np.isinf(values).any()
     assert np.isfinite(values).mean() > 0.8
+
+
+# ----------------------------------------------------------------------------------------- the assay
+
+
+def test_pain_box_study_scores_end_to_end(tmp_path, capsys, monkeypatch):
+    """A small simulated study of pain-box sessions, scored by 'painbattery score' with a synthetic classifier."""
+    from behavior.synthetic import StudyEffects, simulate_study
+    from behavior.synthetic.pain_box import train_synthetic_classifier
+
+    model = train_synthetic_classifier(tmp_path / "model", n_animals=4, duration_s=40)
+    effects = StudyEffects(group_effect={"Control": 0.0, "CCI": 1.0}, timepoint_effect={"baseline": 0.0, "d7": 1.0})
+    study = simulate_study(
+        tmp_path / "study", seed=3, animals_per_group=1, groups=("Control", "CCI"), timepoints=("baseline", "d7"),
+        assays=("pain_box",), effects=effects,
+    )  # fmt: skip
+    manifest = study / "manifest.csv" if study.is_dir() else study
+    out = tmp_path / "scored"
+    code, _, err = cli(capsys, monkeypatch, "score", manifest, "--out", out, "--set", f"pain_box.classifier={model}")
+    assert code == 0, err
+    measures = pd.read_csv(out / "measures.csv")
+    pb = measures[measures["assay"] == "pain_box"]
+    assert set(pb["session_id"]) == set(pd.read_csv(manifest)["session_id"])
+    assert (pb["domain"] == "spontaneous").all()
+    diff = pb[pb["measure"] == "licking_ipsi_minus_contra_s"].set_index(["group", "timepoint"])["value"]
+    assert diff[("CCI", "d7")] > diff[("Control", "d7")] + 2  # the injured animal licks its injured paw more
+    report = next(out.glob("*.html"), None)
+    assert report is not None and "Pain box: ethogram per session" in report.read_text()
