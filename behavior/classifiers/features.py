@@ -13,7 +13,9 @@ Method
    still: flinching, licking) and the tracker's confidence; paw-to-snout and paw-to-paw distances.
 4. **Window statistics** of every base feature: mean and standard deviation over centred windows of each
    width in ``windows_s``, minimum and maximum over the widest; computed with cumulative sums and
-   running min/max filters (no loop over frames).
+   running min/max filters (no loop over frames). And per keypoint and the body centre, the net
+   displacement across each window (BL/s): immobility (freezing) shows in it where tracking jitter
+   inflates the mean speed.
 
 Every frame gets a row, whatever is missing.
 """
@@ -258,6 +260,18 @@ def compute_features(
     stats, kinds = _window_stats(base, widths)
     blocks = [base.astype(np.float32)] + [s.astype(np.float32) for s in stats]
     columns = names + [f"{b}__{k}" for k in kinds for b in names]
+    # net displacement across each window (BL/s): unlike the mean speed, tracking jitter does not add up
+    tracks = {"centre": centre, **{r: p for r, p in xy.items() if r != "centre"}}
+    for w in widths:
+        h = w // 2
+        if h == 0 or n <= 2 * h:
+            continue
+        for role, p in tracks.items():
+            disp = np.full(n, np.nan)
+            d = p[2 * h :] - p[: -2 * h]
+            disp[h : n - h] = np.hypot(d[:, 0], d[:, 1]) / scale * fps / (2 * h)
+            blocks.append(disp.astype(np.float32)[:, None])
+            columns.append(f"{role}_displacement__{w}f")
     frame = pd.DataFrame(np.hstack(blocks), columns=columns)
     quality.update(
         {

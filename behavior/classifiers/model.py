@@ -41,7 +41,10 @@ __all__ = [
 ]
 
 #: Smoothing options tried on the training folds: (probability window, min bout, max gap), in frames.
-DEFAULT_SMOOTHING_GRID: tuple[tuple[int, int, int], ...] = tuple(itertools.product((1, 3, 5, 9), (1, 3, 5), (0, 3)))
+#: Up to 25 frames (0.5 s at 50 fps): a human's bouts of immobility last seconds, a flinch a few frames.
+DEFAULT_SMOOTHING_GRID: tuple[tuple[int, int, int], ...] = tuple(
+    itertools.product((1, 3, 5, 9, 15, 25), (1, 3, 5, 10, 25), (0, 3, 10))
+)
 
 
 def balanced_rows(y: np.ndarray, rng: np.random.Generator, *, max_repeat: int = 8) -> np.ndarray:
@@ -69,7 +72,7 @@ class BehaviourEstimator(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    max_iter, learning_rate, max_leaf_nodes, l2_regularization
+    max_iter, learning_rate, max_leaf_nodes, l2_regularization, min_samples_leaf
         Of the ``HistGradientBoostingClassifier``.
     balanced
         Give each class the same weight in total (rare behaviours), by :func:`balanced_rows`.
@@ -86,6 +89,7 @@ class BehaviourEstimator(ClassifierMixin, BaseEstimator):
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
         l2_regularization: float = 0.0,
+        min_samples_leaf: int = 20,
         balanced: bool = True,
         n_threads: int | None = 1,
         random_state: int = 0,
@@ -94,6 +98,7 @@ class BehaviourEstimator(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.l2_regularization = l2_regularization
+        self.min_samples_leaf = min_samples_leaf
         self.balanced = balanced
         self.n_threads = n_threads
         self.random_state = random_state
@@ -110,6 +115,7 @@ class BehaviourEstimator(ClassifierMixin, BaseEstimator):
                         learning_rate=self.learning_rate,
                         max_leaf_nodes=self.max_leaf_nodes,
                         l2_regularization=self.l2_regularization,
+                        min_samples_leaf=self.min_samples_leaf,
                         early_stopping=False,
                         random_state=self.random_state,
                     ),

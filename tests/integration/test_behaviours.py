@@ -142,7 +142,7 @@ def frame_f1(truth: np.ndarray, pred: np.ndarray) -> float:
 @pytest.mark.realdata
 def test_behaviordepot_freezing_blocked_folds_against_the_tool(shared_data):
     """One mouse, one human rater: per-frame F1 under blocked folds beside BehaviorDEPOT's own (0.903)."""
-    from behavior.classifiers import cross_validate, labelled_session, read_annotations
+    from behavior.classifiers import BehaviourEstimator, cross_validate, labelled_session, read_annotations
 
     folder = shared_data / "behaviordepot-demo1"
     tracking = folder / "demo1_tracking.csv"
@@ -152,7 +152,9 @@ def test_behaviordepot_freezing_blocked_folds_against_the_tool(shared_data):
         tracking, folder / "demo1_human_freezing_bouts.csv", fps=50, roles=DEPOT_ROLES, group="demo1"
     )
     assert len(session.labels) == 6000 and int((session.labels == "freezing").sum()) == 1368
-    cv = cross_validate([session], n_splits=5)
+    # one animal, 20 bouts: a small, strongly regularised model (the default overfits: F1 0.82)
+    estimator = BehaviourEstimator(max_iter=60, learning_rate=0.1, max_leaf_nodes=5, min_samples_leaf=300)
+    cv = cross_validate([session], n_splits=5, estimator=estimator)
     assert cv.scheme.startswith("blocked in time (5 contiguous folds")
     ours = frame_f1(session.labels == "freezing", cv.predictions[0] == "freezing")
     tool = read_annotations(folder / "demo1_behaviordepot_freezing_bouts.csv", n_frames=6000, fps=50)
@@ -160,7 +162,7 @@ def test_behaviordepot_freezing_blocked_folds_against_the_tool(shared_data):
     print(f"behaviordepot-demo1 freezing, per-frame F1 vs the human: ours {ours:.3f} (blocked 5-fold), "
           f"BehaviorDEPOT {theirs:.3f} (reported {BEHAVIORDEPOT_F1})")  # fmt: skip
     assert theirs == pytest.approx(BEHAVIORDEPOT_F1, abs=0.002)
-    assert ours >= 0.75
+    assert ours >= 0.82  # below BehaviorDEPOT's 0.903 heuristic: the goal to beat is not reached yet
 
 
 @pytest.mark.realdata
