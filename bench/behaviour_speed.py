@@ -20,15 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-DEPOT_ROLES = {
-    "Left Leg": "paw_lh",
-    "Right Leg": "paw_rh",
-    "Mid-Back": "centre",
-    "Left Ear": "ear_l",
-    "Right Ear": "ear_r",
-    "Tail": "tail_tip",
-}
-
 
 def speed(minutes: float, threads: int) -> None:
     from behavior.classifiers import (
@@ -75,13 +66,17 @@ def speed(minutes: float, threads: int) -> None:
 
 def depot(data: Path) -> None:
     from behavior.classifiers import BehaviourEstimator, cross_validate, labelled_session, read_annotations
+    from behavior.classifiers.roles import parse_role_pairs
 
     folder = data / "behaviordepot-demo1"
     if not (folder / "demo1_tracking.csv").is_file():
         print(f"behaviordepot-demo1 not found under {data}: skipped")
         return
     s = labelled_session(
-        folder / "demo1_tracking.csv", folder / "demo1_human_freezing_bouts.csv", fps=50, roles=DEPOT_ROLES
+        folder / "demo1_tracking.csv",
+        folder / "demo1_human_freezing_bouts.csv",
+        fps=50,
+        roles=parse_role_pairs("behaviordepot"),
     )
     human = s.labels == "freezing"
     tool = read_annotations(folder / "demo1_behaviordepot_freezing_bouts.csv", n_frames=len(human), fps=50)

@@ -85,13 +85,17 @@ def load_role_aliases(skeleton: str | Path = DEFAULT_SKELETON) -> dict[str, str]
 
 
 def parse_role_pairs(items: str | Iterable[str] | Path | None) -> dict[str, str]:
-    """``keypoint name -> role`` from ``name=role`` pairs (comma separated or a list) or a roles YAML.
+    """``keypoint name -> role`` from ``name=role`` pairs (comma separated or a list), a roles YAML,
+    or the name of a skeleton with a ``roles`` mapping (``behaviordepot``: ``configs/skeletons/<name>.yaml``).
 
     Raises
     ------
     RoleError
-        For a pair without ``=``, an unknown role, or a YAML file without a ``roles`` mapping.
+        For a pair without ``=`` that names no skeleton, an unknown role, or a YAML file without a
+        ``roles`` mapping.
     """
+    from pose_models.config import config_dir
+
     if items is None:
         return {}
     if isinstance(items, Path) or (isinstance(items, str) and items.endswith((".yaml", ".yml"))):
@@ -105,8 +109,11 @@ def parse_role_pairs(items: str | Iterable[str] | Path | None) -> dict[str, str]
             out.update(load_role_aliases(part))
             continue
         name, sep, role = part.rpartition("=")
+        if not sep and (config_dir() / "skeletons" / f"{part}.yaml").is_file():
+            out.update(load_role_aliases(part))
+            continue
         if not sep or not name.strip():
-            raise RoleError(f"--roles: expected keypoint=role pairs, got {part!r}")
+            raise RoleError(f"--roles: expected keypoint=role pairs, a roles YAML or a skeleton name, got {part!r}")
         role = role.strip()
         if role not in KNOWN_ROLES:
             raise RoleError(f"--roles {part!r}: expected a role from {list(KNOWN_ROLES)}, got {role!r}")

@@ -221,8 +221,9 @@ def demo(
     Control / CCI / CCI+MSC animals at baseline, day 7 and day 14, with hypersensitivity of the injured
     paw after CCI, ongoing pain (grimace, less burrowing) and partial recovery with MSC written into the
     simulator. Hargreaves sessions go from video through a paw model and grimace sessions through a
-    face model, both trained here on synthetic labelled frames; von Frey sessions use pose files and
-    burrowing reads the tube in the video. Every simulated assay with a registered module joins.
+    face model, both trained here on synthetic labelled frames; von Frey sessions use pose files,
+    pain-box sessions go from pose files through a behaviour classifier trained here on planted labels,
+    and burrowing reads the tube in the video. Every simulated assay with a registered module joins.
     """
     import pandas as pd
     import torch
@@ -266,6 +267,17 @@ def demo(
                 seed=seed,
                 progress=lambda e, n, f, task=task: progress.update(task, completed=e, total=n),
             )
+        # The demo's 30-epoch pose model peaks lower than a fully trained one: its paw points score
+        # 0.3-0.65 while lying within 2.6 px of the truth (95th percentile). At the default 0.5 some 40 %
+        # of them would count as untracked and most Hargreaves trials would be left unscored.
+        overrides = ["withdrawal.min_confidence=0.3"]
+        if "pain_box" in assays:
+            # the pain-box sessions are scored from their pose files by a classifier of planted labels
+            from behavior.synthetic.pain_box import train_synthetic_classifier
+
+            progress.add_task("training the behaviour classifier on synthetic labels", total=None)
+            classifier = train_synthetic_classifier(out / "behaviour_model", n_animals=4, duration_s=40, seed=seed)
+            overrides.append(f"pain_box.classifier={classifier.resolve()}")
     rows = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     by_video = pd.Series(False, index=rows.index)
     for assay, _, _, _, model_dir in models:  # these sessions go from video through their model
@@ -284,10 +296,7 @@ def demo(
         out,
         workers=min(2, os.cpu_count() or 1),
         scheduler=None,
-        # The demo's 30-epoch pose model peaks lower than a fully trained one: its paw points score
-        # 0.3-0.65 while lying within 2.6 px of the truth (95th percentile). At the default 0.5 some 40 %
-        # of them would count as untracked and most Hargreaves trials would be left unscored.
-        overrides=["withdrawal.min_confidence=0.3"],
+        overrides=overrides,
         model=None,
         battery="default",
         unblind=None,

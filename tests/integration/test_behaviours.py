@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -10,25 +9,7 @@ import pandas as pd
 import pytest
 
 from behavior.synthetic.pain_box import PAIN_BOX_BEHAVIOURS, pain_box_bouts
-
-
-def cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
-    """``painbattery ARGS`` in this process (the same exit-code policy, without paying the start-up again)."""
-    from behavior.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["painbattery", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_.value.code or 0), captured.out, captured.err
-
-
-def one_line_error(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from tests.fixtures.cli import cli, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -123,14 +104,6 @@ def test_bad_input_is_one_line(box_files, capsys, monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------------------- real data
 
-DEPOT_ROLES = {
-    "Left Leg": "paw_lh",
-    "Right Leg": "paw_rh",
-    "Mid-Back": "centre",
-    "Left Ear": "ear_l",
-    "Right Ear": "ear_r",
-    "Tail": "tail_tip",
-}
 BEHAVIORDEPOT_F1 = 0.903
 
 
@@ -143,13 +116,18 @@ def frame_f1(truth: np.ndarray, pred: np.ndarray) -> float:
 def test_behaviordepot_freezing_blocked_folds_against_the_tool(shared_data):
     """One mouse, one human rater: per-frame F1 under blocked folds beside BehaviorDEPOT's own (0.903)."""
     from behavior.classifiers import BehaviourEstimator, cross_validate, labelled_session, read_annotations
+    from behavior.classifiers.roles import parse_role_pairs
 
     folder = shared_data / "behaviordepot-demo1"
     tracking = folder / "demo1_tracking.csv"
     if not tracking.is_file():
         pytest.skip(f"{tracking} not found")
     session = labelled_session(
-        tracking, folder / "demo1_human_freezing_bouts.csv", fps=50, roles=DEPOT_ROLES, group="demo1"
+        tracking,
+        folder / "demo1_human_freezing_bouts.csv",
+        fps=50,
+        roles=parse_role_pairs("behaviordepot"),
+        group="demo1",
     )
     assert len(session.labels) == 6000 and int((session.labels == "freezing").sum()) == 1368
     # one animal, 20 bouts: a small, strongly regularised model (the default overfits: F1 0.82)

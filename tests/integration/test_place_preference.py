@@ -16,23 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.fixtures.cli import cli
+
 BIN = Path(sys.executable).parent / "painbattery"
 RIG = Path(__file__).resolve().parents[2] / "configs" / "rigs" / "synthetic_two_chamber.yaml"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
-def cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
-    """``painbattery ARGS`` in this process (the same exit-code policy, without paying the start-up again)."""
-    from behavior.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["painbattery", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -124,6 +124,13 @@ def test_roles_map_a_labs_names_and_refuse_missing_ones():
         resolve_roles(["head"], mapping={"head": "snout"})
     with pytest.raises(RoleError, match="expected a role from"):
         parse_role_pairs("head=nose_tip")
+    # a skeleton name stands for its roles: BehaviorDEPOT's "Left Leg" is the left hind paw
+    depot = ["Nose", "Left Ear", "Right Ear", "Tailbase", "Left Leg", "Right Leg", "Mid-Back", "Tail"]
+    roles = resolve_roles(depot, mapping=parse_role_pairs("behaviordepot"))
+    assert roles["paw_lh"] == "Left Leg" and roles["paw_rh"] == "Right Leg" and roles["centre"] == "Mid-Back"
+    assert "paw_lh" not in resolve_roles(depot)  # the default names do not know its legs
+    with pytest.raises(RoleError, match="a roles YAML or a skeleton name, got 'no_such_rig'"):
+        parse_role_pairs("no_such_rig")
 
 
 # ----------------------------------------------------------------------------------------- features
