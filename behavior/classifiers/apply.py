@@ -6,6 +6,14 @@ Session measures (units in the names), for each behaviour ``b`` the classifier s
 nearer the snout: ``licking_left_s`` / ``licking_right_s`` (the animal's left and right), and, when the
 session says which paw is injured (``side``), ``licking_ipsi_s``, ``licking_contra_s`` and
 ``licking_ipsi_minus_contra_s``.
+
+Frames without a body axis (snout or tail base lost for longer than the features bridge) are labelled
+``untracked``: no behaviour is read from them, fractions are of the tracked frames, and times are the
+time seen in each behaviour. A session untracked for more than ``max_untracked_fraction`` of its frames
+gets NaN measures with the reason; so do ipsi/contra licking measures when the licked paw is unknown
+(neither hind paw seen) in more than that share of the licking frames. With an ``expected_duration_s``,
+a longer session is scored over its first ``expected_duration_s`` and a shorter one (under 95 %) gets NaN
+times and counts (its fractions stay), so that a recording cut short does not read as less pain.
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from behavior.classifiers.bouts import NONE, labels_to_bouts
-from behavior.classifiers.features import FeatureSet, compute_features
+from behavior.classifiers.bouts import NONE, UNTRACKED, labels_to_bouts
+from behavior.classifiers.features import FeatureSet, compute_features, window_frames
 from behavior.classifiers.model import TrainedClassifier
 from behavior.classifiers.roles import resolve_roles
 from behavior.features.base import Measure
@@ -28,6 +36,7 @@ from behavior.features.base import Measure
 __all__ = [
     "FLINCH_BEHAVIOURS",
     "LICKING_BEHAVIOURS",
+    "UNTRACKED",
     "BehaviourScores",
     "apply_classifier",
     "behaviour_measures",
@@ -37,6 +46,8 @@ __all__ = [
 
 LICKING_BEHAVIOURS = ("licking",)
 FLINCH_BEHAVIOURS = ("flinching",)
+#: a session shorter than this share of its expected duration is a recording cut short
+SHORT_RECORDING_SHARE = 0.95
 
 
 @dataclass
@@ -80,6 +91,12 @@ def session_features(
             f"{source}: expected poses at the classifier's {clf.fps:g} fps, got {rate:g} fps "
             "(resample the poses or train a classifier at this rate)"
         )
+    widest = max(window_frames(w, rate) for w in clf.feature_params.windows_s)
+    if poses.sizes["time"] < widest:
+        raise ValueError(
+            f"{source}: expected at least {widest} frames (the classifier's widest window, "
+            f"{max(clf.feature_params.windows_s):g} s), got {poses.sizes['time']}"
+        )
     return compute_features(poses, used, fps=rate, params=clf.feature_params)
 
 
@@ -107,13 +124,16 @@ def behaviour_measures(
     side: str | None = None,
     licking: Sequence[str] = LICKING_BEHAVIOURS,
     flinching: Sequence[str] = FLINCH_BEHAVIOURS,
+    max_untracked_fraction: float = 0.2,
+    expected_frames: int | None = None,
+    hind_paw_untracked_fraction: float = 0.0,
 ) -> list[Measure]:
     """Session measures from per-frame labels (see the module docstring).
 
     Parameters
     ----------
     labels
-        One label per frame (``none`` where no behaviour).
+        One label per frame (``none`` where no behaviour, :data:`UNTRACKED` where the body is not seen).
     fps
         Frame rate.
     behaviours
@@ -122,40 +142,84 @@ def behaviour_measures(
         The licked paw per frame (:func:`licked_paw`), for ipsi/contra licking.
     side
         The injured (ipsilateral) side, ``left`` or ``right``; None: no ipsi/contra measures.
+    max_untracked_fraction
+        Above this share of untracked frames every measure is NaN, with the reason in its quality.
+    expected_frames
+        The session's planned length: with fewer than 95 % of them, times and counts are NaN.
+    hind_paw_untracked_fraction
+        Share of frames in which a hind paw is not seen (the larger of the two): above
+        ``max_untracked_fraction`` the licked paw cannot be told and the per-paw licking measures are NaN.
     """
     labels = np.asarray(labels).astype(str)
     n = len(labels)
+    tracked = labels != UNTRACKED
+    n_tracked = int(tracked.sum())
+    untracked_fraction = 1 - n_tracked / n if n else 1.0
     bouts = labels_to_bouts(labels, fps=fps)
+    bouts = bouts[bouts["behavior"] != UNTRACKED]
+    # why a session's measures cannot be read: (times and counts, fractions)
+    void_all = void_counts = None
+    if untracked_fraction > max_untracked_fraction:
+        void_all = f"untracked {100 * untracked_fraction:.0f}% of frames > {100 * max_untracked_fraction:g}%"
+    elif expected_frames is not None and n < SHORT_RECORDING_SHARE * expected_frames:
+        void_counts = f"recording_short: {n / fps:g} s of {expected_frames / fps:g} s"
+
+    def measure(name: str, value: float, unit: str, count: int, quality: str = "ok", *, per_time: bool = True):
+        reason = void_all or (void_counts if per_time else None)
+        if reason is not None:
+            return Measure(name, math.nan, unit, count, reason)
+        return Measure(name, value, unit, count, quality)
+
     out: list[Measure] = []
     for b in behaviours:
         frames = int((labels == b).sum())
         mine = bouts[bouts["behavior"] == b]
         out += [
-            Measure(f"time_{b}_s", round(frames / fps, 6), "s", n),
-            Measure(f"time_{b}_fraction", round(frames / n, 6) if n else math.nan, "fraction", n),
-            Measure(f"bouts_{b}", float(len(mine)), "count", n),
-            Measure(
+            measure(f"time_{b}_s", round(frames / fps, 6), "s", n_tracked),
+            measure(
+                f"time_{b}_fraction",
+                round(frames / n_tracked, 6) if n_tracked else math.nan,
+                "fraction",
+                n_tracked,
+                per_time=False,
+            ),
+            measure(f"bouts_{b}", float(len(mine)), "count", n_tracked),
+            measure(
                 f"mean_bout_{b}_s",
                 round(float(mine["duration_s"].mean()), 6) if len(mine) else math.nan,
                 "s",
                 len(mine),
                 "ok" if len(mine) else "no_bouts",
+                per_time=False,
             ),
         ]
     flinch = [b for b in flinching if b in behaviours]
     if flinch:
-        out.append(Measure("flinch_count", float(bouts["behavior"].isin(flinch).sum()), "count", n))
+        out.append(measure("flinch_count", float(bouts["behavior"].isin(flinch).sum()), "count", n_tracked))
     lick = [b for b in licking if b in behaviours]
     if lick and paw is not None:
         is_lick = np.isin(labels, lick)
         per = {s: float((is_lick & (paw == s)).sum()) / fps for s in ("left", "right")}
-        out += [Measure(f"licking_{s}_s", round(v, 6), "s", n) for s, v in per.items()]
+        unknown = int((is_lick & (paw == "")).sum())
+        paw_quality = "ok"
+        if hind_paw_untracked_fraction > max_untracked_fraction:
+            paw_quality = f"hind paw untracked in {100 * hind_paw_untracked_fraction:.0f}% of frames"
+        elif is_lick.any() and unknown / is_lick.sum() > max_untracked_fraction:
+            paw_quality = f"licked paw unknown in {100 * unknown / is_lick.sum():.0f}% of licking frames"
+        lick_n = int(is_lick.sum())
+
+        def paw_measure(name: str, value: float) -> Measure:
+            if paw_quality != "ok":
+                return measure(name, math.nan, "s", lick_n, paw_quality)
+            return measure(name, round(value, 6), "s", lick_n)
+
+        out += [paw_measure(f"licking_{s}_s", v) for s, v in per.items()]
         if side in ("left", "right"):
             contra = "right" if side == "left" else "left"
             out += [
-                Measure("licking_ipsi_s", round(per[side], 6), "s", n),
-                Measure("licking_contra_s", round(per[contra], 6), "s", n),
-                Measure("licking_ipsi_minus_contra_s", round(per[side] - per[contra], 6), "s", n),
+                paw_measure("licking_ipsi_s", per[side]),
+                paw_measure("licking_contra_s", per[contra]),
+                paw_measure("licking_ipsi_minus_contra_s", per[side] - per[contra]),
             ]
     return out
 
@@ -170,6 +234,8 @@ def apply_classifier(
     side: str | None = None,
     fps: float | None = None,
     source: str = "poses",
+    max_untracked_fraction: float = 0.2,
+    expected_duration_s: float | None = None,
 ) -> BehaviourScores:
     """Score one session's poses with ``clf``.
 
@@ -187,6 +253,11 @@ def apply_classifier(
         The session's injured side (ipsi/contra licking).
     fps
         Frame rate when the poses store none.
+    max_untracked_fraction
+        Above this share of frames without a body axis the measures are NaN (with the reason).
+    expected_duration_s
+        The planned session length: a longer session is scored over its first ``expected_duration_s``, a
+        shorter one (under 95 %) gets NaN times and counts.
 
     Raises
     ------
@@ -197,20 +268,43 @@ def apply_classifier(
     unknown = [b for b in chosen if b not in clf.behaviours]
     if unknown:
         raise ValueError(f"unknown behaviour(s) {unknown}: expected from the classifier's {clf.behaviours}")
+    rate = float(fps if fps is not None else poses.attrs.get("fps") or 0)
+    expected_frames = None
+    if expected_duration_s is not None and rate > 0:
+        expected_frames = round(expected_duration_s * rate)
+        poses = poses.isel(time=slice(0, expected_frames))  # score the planned length, no more
     feats = session_features(poses, clf, roles=roles, skeleton=skeleton, fps=fps, source=source)
     labels, proba = clf.predict(feats, source=source)
-    labels = np.where(np.isin(labels, chosen), labels, NONE)
+    labels = np.where(np.isin(labels, chosen), labels, NONE).astype(object)
+    tracked = feats.tracked if feats.tracked is not None else np.ones(len(labels), dtype=bool)
+    labels[~tracked] = UNTRACKED
     frames = pd.DataFrame({"frame": np.arange(len(labels)), "behavior": labels.astype(str)})
     for j, c in enumerate(clf.classes):
         if c in chosen:
-            frames[f"p_{c}"] = np.round(proba[:, j], 4)
+            frames[f"p_{c}"] = np.where(tracked, np.round(proba[:, j], 4), np.nan)
     paw = licked_paw(feats)
     if any(b in chosen for b in LICKING_BEHAVIOURS):
         frames["licked_paw"] = np.where(np.isin(labels, LICKING_BEHAVIOURS), paw, "")
     bouts = labels_to_bouts(labels, fps=feats.fps)
-    measures = behaviour_measures(labels, feats.fps, chosen, paw=paw, side=side)
+    bouts = bouts[bouts["behavior"] != UNTRACKED].reset_index(drop=True)
+    missing = feats.quality.get("missing_after_interpolation_fraction", {})
+    # a classifier without a hind-paw role cannot tell the licked paw at all
+    hind_missing = max(float(missing.get("paw_lh", 1.0)), float(missing.get("paw_rh", 1.0)))
+    measures = behaviour_measures(
+        labels,
+        feats.fps,
+        chosen,
+        paw=paw,
+        side=side,
+        max_untracked_fraction=max_untracked_fraction,
+        expected_frames=expected_frames,
+        hind_paw_untracked_fraction=hind_missing,
+    )
     quality = {
         "n_frames": len(labels),
+        "duration_s": round(len(labels) / feats.fps, 3),
+        "untracked_fraction": round(float(1 - tracked.mean()), 4),
+        "hind_paw_untracked_fraction": round(hind_missing, 4),
         "body_length_px": round(feats.body_length_px, 3),
         "frames_without_body_axis": feats.quality["frames_without_body_axis"],
         "classifier_fps": clf.fps,

@@ -16,6 +16,7 @@ import pandas as pd
 __all__ = [
     "BOUT_COLUMNS",
     "NONE",
+    "UNTRACKED",
     "Smoothing",
     "bouts_to_labels",
     "labels_to_bouts",
@@ -25,6 +26,8 @@ __all__ = [
 
 #: The label of a frame with no behaviour.
 NONE = "none"
+#: The label of a scored frame in which the body is not seen (reserved: no annotation may use it).
+UNTRACKED = "untracked"
 BOUT_COLUMNS = ("behavior", "start_frame", "stop_frame")
 
 

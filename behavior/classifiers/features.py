@@ -81,6 +81,8 @@ class FeatureSet:
     roles: dict[str, str]
     quality: dict[str, Any] = field(default_factory=dict)
     params: FeatureParams = field(default_factory=lambda: FeatureParams())
+    #: per frame, whether the body axis (snout and tail base, after gap filling) is known; None: every frame
+    tracked: np.ndarray | None = None
 
 
 def window_frames(width_s: float, fps: float) -> int:
@@ -264,12 +266,13 @@ def compute_features(
     tracks = {"centre": centre, **{r: p for r, p in xy.items() if r != "centre"}}
     for w in widths:
         h = w // 2
-        if h == 0 or n <= 2 * h:
+        if h == 0:
             continue
         for role, p in tracks.items():
-            disp = np.full(n, np.nan)
-            d = p[2 * h :] - p[: -2 * h]
-            disp[h : n - h] = np.hypot(d[:, 0], d[:, 1]) / scale * fps / (2 * h)
+            disp = np.full(n, np.nan)  # a session shorter than the window keeps the column, all NaN
+            if n > 2 * h:
+                d = p[2 * h :] - p[: -2 * h]
+                disp[h : n - h] = np.hypot(d[:, 0], d[:, 1]) / scale * fps / (2 * h)
             blocks.append(disp.astype(np.float32)[:, None])
             columns.append(f"{role}_displacement__{w}f")
     frame = pd.DataFrame(np.hstack(blocks), columns=columns)
@@ -281,4 +284,12 @@ def compute_features(
             "n_features": len(columns),
         }
     )
-    return FeatureSet(frames=frame, body_length_px=scale, fps=fps, roles=dict(roles), quality=quality, params=params)
+    return FeatureSet(
+        frames=frame,
+        body_length_px=scale,
+        fps=fps,
+        roles=dict(roles),
+        quality=quality,
+        params=params,
+        tracked=np.isfinite(axis_len),
+    )

@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from behavior.classifiers.bouts import NONE, Smoothing, smooth_labels
+from behavior.classifiers.bouts import NONE, UNTRACKED, Smoothing, smooth_labels
 from behavior.classifiers.features import FeatureParams, FeatureSet, window_frames
 
 __all__ = [
@@ -168,6 +168,11 @@ class LabelledSession:
         n = len(self.features.frames)
         if len(self.labels) != n:
             raise ValueError(f"session {self.name}: expected {n} labels (one per pose frame), got {len(self.labels)}")
+        if np.any(np.asarray(self.labels).astype(str) == UNTRACKED):
+            raise ValueError(
+                f"session {self.name}: the label {UNTRACKED!r} is reserved for frames the scorer cannot see; "
+                "expected behaviour names (rename it, or mark such frames 'none')"
+            )
 
 
 @dataclass

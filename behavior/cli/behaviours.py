@@ -139,6 +139,18 @@ def apply(
         list[str] | None, typer.Option("--behaviours", help="Behaviours to report (default: all it scores).")
     ] = None,
     side: Annotated[str | None, typer.Option("--side", help="Injured side (left/right): ipsi/contra licking.")] = None,
+    max_untracked: Annotated[
+        float,
+        typer.Option(
+            "--max-untracked", min=0, max=1, help="Above this share of untracked frames the measures are NaN."
+        ),
+    ] = 0.2,
+    duration_s: Annotated[
+        float | None,
+        typer.Option(
+            "--duration-s", min=0.001, help="Planned session length: longer files are cut to it, shorter flagged."
+        ),
+    ] = None,
 ) -> None:
     """Label every pose frame with a saved classifier; write frames, bouts and session measures."""
     import pandas as pd
@@ -175,7 +187,17 @@ def apply(
     with progress_bar() as bar:
         task = bar.add_task("scoring", total=len(poses))
         for p, (ds, rate) in zip(poses, loaded, strict=True):
-            scores = apply_classifier(clf, ds, roles=mapping, behaviours=chosen, side=side, fps=rate, source=p.name)
+            scores = apply_classifier(
+                clf,
+                ds,
+                roles=mapping,
+                behaviours=chosen,
+                side=side,
+                fps=rate,
+                source=p.name,
+                max_untracked_fraction=max_untracked,
+                expected_duration_s=duration_s,
+            )
             folder = out if len(poses) == 1 else out / p.stem
             folder.mkdir(parents=True, exist_ok=True)
             measures = scores.measures_frame()
@@ -190,7 +212,14 @@ def apply(
     write_provenance(
         out,
         command="behaviours apply",
-        config={"model": str(model), "behaviours": chosen or clf.behaviours, "side": side, "roles": mapping},
+        config={
+            "model": str(model),
+            "behaviours": chosen or clf.behaviours,
+            "side": side,
+            "roles": mapping,
+            "max_untracked_fraction": max_untracked,
+            "expected_duration_s": duration_s,
+        },
         inputs=[*poses, model / "manifest.json", model / "model.joblib"],
         outputs=written,
     )

@@ -59,6 +59,12 @@ class PainBoxConfig(BaseModel):
     roles: dict[str, str] = Field(default_factory=dict, description="keypoint name -> role, beyond the skeleton's")
     skeleton: str = Field("pain_box", min_length=1, description="skeleton file whose roles name the keypoints")
     behaviours: list[str] | None = Field(None, description="behaviours to report (default: all it scores)")
+    max_untracked_fraction: float = Field(
+        0.2, ge=0, le=1, description="above this share of frames without snout and tail base, measures are NaN"
+    )
+    expected_duration_s: float | None = Field(
+        None, gt=0, description="planned session length: longer ones are cut to it, shorter ones (< 95 %) flagged"
+    )
 
 
 @lru_cache(maxsize=4)
@@ -103,6 +109,8 @@ def extract_pain_box(poses: Any, session: Session, config: PainBoxConfig, *, vid
         side=session.side,
         fps=float(poses.attrs.get("fps") or session.fps),
         source=f"session {session.session_id}",
+        max_untracked_fraction=config.max_untracked_fraction,
+        expected_duration_s=config.expected_duration_s,
     )
     quality = {**scores.quality, "classifier": str(config.classifier), "behaviours": ", ".join(clf.behaviours)}
     if session.side is None:
@@ -296,10 +304,13 @@ register_assay(
             MeasureSpec("mean_bout_{behaviour}_s", "s", "mean bout duration of each behaviour"),
         ),
         needs_poses=True,
-        quality_figures=("n_frames", "frames_without_body_axis", "body_length_px"),
+        quality_figures=("n_frames", "duration_s", "untracked_fraction", "frames_without_body_axis", "body_length_px"),
         methods=_methods,
         report=pain_box_report,
-        labels={"frames_without_body_axis": "frames without snout and tail base"},
+        labels={
+            "frames_without_body_axis": "frames without snout and tail base",
+            "untracked_fraction": "share of frames untracked (no behaviour read)",
+        },
         description="Pain box: licking (ipsi/contra), flinching, guarding, grooming, rearing from a trained classifier",
     )
 )

@@ -266,3 +266,76 @@ def test_saved_classifier_round_trip_and_refusals(trained, tmp_path):
     (tmp_path / "model" / "model.joblib").write_bytes(b"not our model")
     with pytest.raises(ClassifierFileError, match="refusing to load"):
         load_classifier(tmp_path / "model")
+
+
+# ----------------------------------------------------------------------- inputs that must not mislead
+
+
+def _lose(poses, frames, keypoints=None):
+    """A copy of ``poses`` with ``keypoints`` (default all) untracked on ``frames``."""
+    lost = poses.copy(deep=True)
+    names = [str(k) for k in lost["keypoints"].values]
+    idx = [names.index(k) for k in keypoints] if keypoints else slice(None)
+    lost["position"].values[frames, :, idx] = np.nan
+    lost["confidence"].values[frames, idx] = 0.0
+    return lost
+
+
+def test_frames_without_a_body_are_untracked_not_a_behaviour(trained):
+    """Tracking lost for the second half: those frames read 'rearing' (quality ok) before; now 'untracked'."""
+    clips, clf, _ = trained
+    poses = clips[0].poses
+    n = poses.sizes["time"]
+    whole = {m.measure: m for m in apply_classifier(clf, poses, side="left").measures}
+    # a quarter of the frames lost: under the 30 % limit, fractions are of the tracked frames
+    quarter = apply_classifier(clf, _lose(poses, slice(0, n // 4)), side="left", max_untracked_fraction=0.3)
+    assert set(quarter.frames["behavior"].iloc[: n // 4 - 10]) == {"untracked"}
+    assert quarter.frames["p_licking"].iloc[: n // 4 - 10].isna().all()
+    assert "untracked" not in set(quarter.bouts["behavior"])
+    assert quarter.quality["untracked_fraction"] == pytest.approx(0.25, abs=0.01)
+    m = {x.measure: x for x in quarter.measures}
+    fractions = sum(m[f"time_{b}_fraction"].value for b in clf.behaviours)
+    assert fractions <= 1 + 1e-6
+    assert m["time_still_fraction"].n == int((quarter.frames["behavior"] != "untracked").sum())
+    assert m["time_licking_s"].value <= whole["time_licking_s"].value + 0.5  # no behaviour invented in the gap
+    # half lost: over the default 20 %, every measure is NaN and says why
+    half = apply_classifier(clf, _lose(poses, slice(n // 2, None)), side="left")
+    for x in half.measures:
+        assert np.isnan(x.value) and x.quality.startswith("untracked 50% of frames > 20%"), x
+
+
+def test_licked_paw_unknown_when_the_hind_paws_are_not_seen(trained):
+    clips, clf, _ = trained
+    clip = clips[0]  # injured on the left: it licks the left hind paw
+    blind = apply_classifier(clf, _lose(clip.poses, slice(None), ["paw_lh", "paw_rh"]), side="left")
+    m = {x.measure: x for x in blind.measures}
+    for name in ("licking_ipsi_s", "licking_contra_s", "licking_ipsi_minus_contra_s", "licking_left_s"):
+        assert np.isnan(m[name].value) and m[name].quality == "hind paw untracked in 100% of frames"
+    assert blind.quality["hind_paw_untracked_fraction"] == 1.0
+    assert not np.isnan(m["time_grooming_s"].value)  # the body is seen: the other measures stand
+
+
+def test_a_recording_cut_short_or_too_long_against_the_planned_length(trained):
+    clips, clf, _ = trained
+    poses = clips[0].poses  # 60 s at 30 fps
+    full = {m.measure: m for m in apply_classifier(clf, poses, side="left", expected_duration_s=60).measures}
+    assert full["time_licking_s"].quality == "ok"
+    cut = apply_classifier(clf, poses.isel(time=slice(0, 900)), side="left", expected_duration_s=60)
+    m = {x.measure: x for x in cut.measures}
+    assert np.isnan(m["time_licking_s"].value) and m["time_licking_s"].quality == "recording_short: 30 s of 60 s"
+    assert np.isnan(m["flinch_count"].value) and np.isnan(m["licking_ipsi_s"].value)
+    assert m["time_licking_fraction"].quality == "ok" and 0 <= m["time_licking_fraction"].value <= 1
+    # a longer recording is scored over its planned first 40 s, not its whole length
+    first = apply_classifier(clf, poses, side="left", expected_duration_s=40)
+    assert len(first.frames) == 1200 and first.quality["duration_s"] == 40
+    assert {x.measure: x.value for x in first.measures}["time_licking_s"] <= 40
+
+
+def test_short_sessions_and_a_reserved_label_are_refused(trained):
+    clips, clf, _ = trained
+    with pytest.raises(ValueError, match=r"expected at least 31 frames \(the classifier's widest window, 1 s\), got 1"):
+        apply_classifier(clf, clips[0].poses.isel(time=slice(0, 1)))
+    labels = pain_box_labels(clips[1]).astype(object)
+    labels[:30] = "untracked"
+    with pytest.raises(ValueError, match="the label 'untracked' is reserved"):
+        labelled_session(clips[1].poses, labels, group="a")
