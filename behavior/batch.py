@@ -37,7 +37,15 @@ from behavior.assays import check_overrides
 from behavior.pipeline import MEASURES_COLUMNS, run_session, session_key, study_measures
 from behavior.session import ManifestError, Session, read_manifest
 
-__all__ = ["StudyResult", "model_for", "predict_shared", "score_session", "score_study", "shared_videos"]
+__all__ = [
+    "StudyResult",
+    "keyed_session",
+    "model_for",
+    "predict_shared",
+    "score_session",
+    "score_study",
+    "shared_videos",
+]
 
 
 @dataclass
@@ -79,6 +87,31 @@ def model_for(session: Session, models: dict[str, str] | str | None) -> str | No
     return models.get(session.assay) or models.get("")
 
 
+def keyed_session(session: Session, models: dict[str, str] | str | None) -> Session:
+    """The session as its cache key sees it: with the study's pose model when its poses come from it.
+
+    A session that names no model of its own but has its poses predicted from its video with the
+    study's model for its assay (``--model ASSAY=DIR`` or ``--model DIR``) is keyed by that model's
+    weights, so scoring again with another model scores again instead of returning the first model's
+    measures from the cache. A model the session does not use (it has a pose file, no video, or its
+    assay reads no poses) leaves the key as it was.
+    """
+    from behavior.assays import UnknownAssayError, get_assay
+
+    if session.model is not None or session.pose is not None or session.video is None:
+        return session
+    default = model_for(session, models)
+    if not default:
+        return session
+    try:
+        spec = get_assay(session.assay)
+    except UnknownAssayError:
+        return session  # its run reports the unknown assay
+    if not (spec.needs_poses or spec.poses_optional):
+        return session
+    return session.model_copy(update={"model": Path(default)})
+
+
 def score_session(
     session_data: dict[str, Any],
     out_dir: str,
@@ -99,7 +132,7 @@ def score_session(
     cache_dir.mkdir(parents=True, exist_ok=True)
     entry = cache_dir / f"{session.session_id}.json"
     try:
-        key = session_key(session, tuple(overrides))
+        key = session_key(keyed_session(session, model), tuple(overrides))
         if entry.is_file():
             cached = json.loads(entry.read_text())
             if cached.get("key") == key:
@@ -133,13 +166,15 @@ def score_session(
         }
 
 
-def _cached(session: Session, out_dir: Path, overrides: tuple[str, ...]) -> bool:
-    """Whether the session's cache entry holds a result for its current inputs."""
+def _cached(
+    session: Session, out_dir: Path, overrides: tuple[str, ...], models: dict[str, str] | str | None = None
+) -> bool:
+    """Whether the session's cache entry holds a result for its current inputs (and the study's models)."""
     entry = out_dir / "cache" / f"{session.session_id}.json"
     if not entry.is_file():
         return False
     try:
-        return json.loads(entry.read_text()).get("key") == session_key(session, overrides)
+        return json.loads(entry.read_text()).get("key") == session_key(keyed_session(session, models), overrides)
     except (OSError, ValueError):
         return False
 
@@ -172,7 +207,7 @@ def shared_videos(
         model_dir = s.model or model_for(s, model)
         if not needs_poses or s.pose is not None or s.video is None or not model_dir:
             continue
-        if out_dir is not None and _cached(s, Path(out_dir), overrides):
+        if out_dir is not None and _cached(s, Path(out_dir), overrides, model):
             continue
         key = (str(Path(s.video).resolve()), str(Path(model_dir).resolve()))
         group = groups.setdefault(key, {"video": key[0], "model": key[1], "sessions": [], "rois": []})
