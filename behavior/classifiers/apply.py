@@ -7,8 +7,9 @@ nearer the snout: ``licking_left_s`` / ``licking_right_s`` (the animal's left an
 session says which paw is injured (``side``), ``licking_ipsi_s``, ``licking_contra_s`` and
 ``licking_ipsi_minus_contra_s``.
 
-Frames without a body axis (snout or tail base lost for longer than the features bridge) are labelled
-``untracked``: no behaviour is read from them, fractions are of the tracked frames, and times are the
+Frames without a body axis (snout or tail base lost for longer than the features bridge) are untracked
+(``tracked`` false and ``behavior`` ``none`` in the frame table, no probabilities): no behaviour is read
+from them, fractions are of the tracked frames, and times are the
 time seen in each behaviour. A session untracked for more than ``max_untracked_fraction`` of its frames
 gets NaN measures with the reason; so do ipsi/contra licking measures when the licked paw is unknown
 (neither hind paw seen) in more than that share of the licking frames. With an ``expected_duration_s``,
@@ -278,7 +279,10 @@ def apply_classifier(
     labels = np.where(np.isin(labels, chosen), labels, NONE).astype(object)
     tracked = feats.tracked if feats.tracked is not None else np.ones(len(labels), dtype=bool)
     labels[~tracked] = UNTRACKED
-    frames = pd.DataFrame({"frame": np.arange(len(labels)), "behavior": labels.astype(str)})
+    # the frame table keeps its contract (a behaviour or 'none'); 'tracked' tells the unseen frames apart
+    frames = pd.DataFrame(
+        {"frame": np.arange(len(labels)), "behavior": np.where(tracked, labels, NONE).astype(str), "tracked": tracked}
+    )
     for j, c in enumerate(clf.classes):
         if c in chosen:
             frames[f"p_{c}"] = np.where(tracked, np.round(proba[:, j], 4), np.nan)

@@ -289,14 +289,15 @@ def test_frames_without_a_body_are_untracked_not_a_behaviour(trained):
     whole = {m.measure: m for m in apply_classifier(clf, poses, side="left").measures}
     # a quarter of the frames lost: under the 30 % limit, fractions are of the tracked frames
     quarter = apply_classifier(clf, _lose(poses, slice(0, n // 4)), side="left", max_untracked_fraction=0.3)
-    assert set(quarter.frames["behavior"].iloc[: n // 4 - 10]) == {"untracked"}
+    unseen = quarter.frames.iloc[: n // 4 - 10]
+    assert set(unseen["behavior"]) == {"none"} and not unseen["tracked"].any()
     assert quarter.frames["p_licking"].iloc[: n // 4 - 10].isna().all()
     assert "untracked" not in set(quarter.bouts["behavior"])
     assert quarter.quality["untracked_fraction"] == pytest.approx(0.25, abs=0.01)
     m = {x.measure: x for x in quarter.measures}
     fractions = sum(m[f"time_{b}_fraction"].value for b in clf.behaviours)
     assert fractions <= 1 + 1e-6
-    assert m["time_still_fraction"].n == int((quarter.frames["behavior"] != "untracked").sum())
+    assert m["time_still_fraction"].n == int(quarter.frames["tracked"].sum())
     assert m["time_licking_s"].value <= whole["time_licking_s"].value + 0.5  # no behaviour invented in the gap
     # half lost: over the default 20 %, every measure is NaN and says why
     half = apply_classifier(clf, _lose(poses, slice(n // 2, None)), side="left")
