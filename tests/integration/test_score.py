@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,39 @@ def test_planted_effects_are_recovered(scored, study):
     assert lmm["p"] < 0.01 and bool(lmm["significant"])
     base = stats[(stats["measure"] == "latency_ipsi_s") & (stats["timepoint"] == "baseline")]
     assert not base["significant"].any()  # no group difference before the injury
+
+
+def test_every_session_scores_its_planted_truth(scored, study):
+    """Each session's scored measures against ``study_truth.csv`` (issue 11: the demo still recovers
+    its planted effects): the Hargreaves latency of each paw within 2 frames of its planted trial
+    latency, every trial responded and counted, and the von Frey threshold of each paw exactly the
+    up-down threshold of its planted filaments and responses."""
+    from behavior.features.von_frey import FilamentSeries, updown_threshold
+
+    truth = pd.read_csv(Path(study).parent / "study_truth.csv").set_index("session_id")
+    measures = pd.read_csv(scored / "measures.csv")
+    value = measures.set_index(["session_id", "measure"])["value"]
+    fps = pd.read_csv(study).set_index("session_id")["fps"]
+    cutoff = 20.0  # configs/assays/hargreaves.yaml
+    hargreaves = truth[truth["assay"] == "hargreaves"]
+    assert len(hargreaves) == 36
+    errors = []
+    for sid, row in hargreaves.iterrows():
+        planted = dict(zip(("ipsi", "contra"), json.loads(row["hargreaves_trial_latencies_s"]), strict=True))
+        for paw, latency in planted.items():
+            errors.append(abs(value[(sid, f"latency_{paw}_s")] - min(latency, cutoff)) * fps[sid])
+    assert max(errors) <= 2.0, sorted(errors)[-5:]
+    counts = pd.read_csv(scored / "trial_counts.csv")
+    harg = counts[counts["measure"].isin(["latency_ipsi_s", "latency_contra_s"])]
+    assert harg["trials"].sum() == 72 and harg[["no_baseline", "recording_ended", "untracked"]].sum().sum() == 0
+    series = FilamentSeries.load("chaplan8")
+    von_frey = truth[truth["assay"] == "von_frey"]
+    assert len(von_frey) == 36
+    for sid, row in von_frey.iterrows():
+        for paw in ("ipsi", "contra"):
+            forces = json.loads(row[f"von_frey_{paw}_filaments_g"])
+            want = updown_threshold(forces, list(row[f"von_frey_{paw}_pattern"]), series).threshold_g
+            assert value[(sid, f"threshold_{paw}_g")] == pytest.approx(want, rel=1e-9, nan_ok=True), (sid, paw)
 
 
 def test_bad_manifest_fails_before_any_work(study, tmp_path):
