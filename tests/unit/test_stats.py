@@ -234,3 +234,23 @@ def test_holm_family_is_every_timepoint_by_pair_test_of_a_measure():
     three = analyse_measure(simulate(effect=3.0, seed=6), "m")
     pair3 = three[three["analysis"] == "pairwise"]
     np.testing.assert_allclose(pair3["p_holm"].to_numpy(), holm(pair3["p"].to_numpy()))  # 3 x 3 = 9 tests
+
+
+def test_a_group_with_no_spread_gets_a_welch_test_without_warnings():
+    """Four animals at a ceiling (100 %) against a group with spread: scipy warned of 'precision loss'
+    in the demo's output although Welch's test is defined; the p-value must equal Welch's by hand."""
+    import warnings
+
+    from behavior.stats import pairwise_by_timepoint
+
+    a, b = [100.0, 100.0, 100.0, 100.0], [100.0, 100.0, 100.0, 88.43117554]
+    df = pd.DataFrame(
+        {"group": ["A"] * 4 + ["B"] * 4, "timepoint": "d7", "animal_id": [f"x{i}" for i in range(8)], "value": a + b}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (row,) = pairwise_by_timepoint(df, ["A", "B"], ["d7"])
+    se = np.sqrt(np.var(b, ddof=1) / 4)
+    t = (np.mean(a) - np.mean(b)) / se
+    assert row["statistic"] == pytest.approx(t) and row["df"] == pytest.approx(3.0)
+    assert row["note"] == "Welch t-test" and 0 < row["p"] < 1
