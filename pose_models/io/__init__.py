@@ -152,8 +152,9 @@ def load_poses(path: str | Path, *, fps: float | None = None, format: str | None
         ds = fmt.load(path, fps=fps)
     except (PoseFileError, FileNotFoundError):
         raise
-    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
-        # Libraries raise all sorts for a malformed file; report it as the file's fault, once.
+    except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        # Libraries raise all sorts for a malformed or hostile file (RecursionError for JSON nested
+        # 30,000 deep, AttributeError for a value of the wrong type); report it as the file's fault, once.
         raise PoseFileError(f"{path}: cannot be read as {fmt.description}: {exc}") from exc
     validate_poses(ds)
     if ds.sizes["time"] == 0:

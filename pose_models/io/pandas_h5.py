@@ -307,8 +307,14 @@ def read_pandas_h5(path: str | Path, key: str | None = None) -> pd.DataFrame:
         group = frames[key]
         _refuse_objects(group, path)
         pandas_type = _attr(group, "pandas_type")
-        if pandas_type == "frame":
-            return _read_fixed(group, path)
-        if pandas_type == "frame_table":
-            return _read_table(group, path)
-        raise ValueError(f"{path}: expected a DataFrame (pandas_type frame or frame_table), got {pandas_type!r}")
+        readers = {"frame": _read_fixed, "frame_table": _read_table}
+        if pandas_type not in readers:
+            raise ValueError(f"{path}: expected a DataFrame (pandas_type frame or frame_table), got {pandas_type!r}")
+        try:
+            return readers[pandas_type](group, path)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            # The attributes are the file's, decoded as any literal: one of the wrong type or shape (a list
+            # where pandas writes a dict, a missing node) is the file's fault, said as such.
+            raise ValueError(
+                f"{path}: expected the layout DataFrame.to_hdf writes, got {type(exc).__name__}: {exc}"
+            ) from exc

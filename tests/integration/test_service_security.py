@@ -379,3 +379,101 @@ def test_stopping_the_server_leaves_no_checker_process(tmp_path, clip):
         srv.stop()
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
+
+
+def checking_child(srv: Server, timeout: float = 60.0):
+    """The child process that checks an upload (a spawned pool worker of the server), once it exists."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in psutil.Process(srv.proc.pid).children(recursive=True):
+            try:
+                cmdline = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+                return child
+        time.sleep(0.005)
+    raise TimeoutError("no checking child appeared")
+
+
+def upload_in_thread(srv: Server, headers: dict, study: int, path: Path, meta: dict) -> tuple[threading.Thread, dict]:
+    answer: dict[str, httpx.Response] = {}
+
+    def send() -> None:
+        answer["r"] = httpx.post(
+            f"{srv.url}/api/v1/studies/{study}/sessions",
+            headers=headers,
+            files={"file": (path.name, path.read_bytes())},
+            data={"metadata": json.dumps(meta)},
+            timeout=120,
+        )
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread, answer
+
+
+def test_a_checker_that_crashes_costs_its_upload_a_422_and_the_api_goes_on(tmp_path, clip):
+    """The child checking an upload dies mid-check (as a native decoder's segfault would): that upload is
+    refused with 422, the API keeps answering, and the next upload is checked by a fresh child and stored."""
+    import signal
+
+    clip_obj, paths = clip
+    srv = Server(tmp_path, "sqlite", PAINBATTERY_CHECK_PROCESSES="1")
+    try:
+        headers, study = new_study(srv, "lab-crash-check")
+        thread, answer = upload_in_thread(srv, headers, study, paths["pose"], metadata(clip_obj, "crash-1"))
+        checking_child(srv).send_signal(signal.SIGKILL)
+        thread.join(timeout=120)
+        r = answer["r"]
+        assert r.status_code == 422 and "reader crashed" in r.json()["detail"], r.text
+        assert srv.proc.poll() is None and httpx.get(f"{srv.url}/api/v1/health").status_code == 200
+        again = upload(srv, headers, study, paths["pose"], metadata(clip_obj, "crash-2"))
+        assert again.status_code == 201, again.text
+        sessions = httpx.get(f"{srv.url}/api/v1/studies/{study}/sessions", headers=headers).json()
+        assert [s["session_id"] for s in sessions] == ["crash-2"]
+        assert list((tmp_path / "data" / "storage" / "tmp").glob("*")) == []
+    finally:
+        srv.stop()
+
+
+def test_a_hung_check_never_stalls_the_api_and_is_cut_short_at_its_limit(tmp_path, clip):
+    """The child checking an upload hangs (frozen, as a decoder stuck in native code): other requests are
+    answered meanwhile, the upload is refused with 422 at the check limit, and the hung child is killed."""
+    import signal
+
+    clip_obj, paths = clip
+    srv = Server(tmp_path, "sqlite", PAINBATTERY_CHECK_PROCESSES="1", PAINBATTERY_CHECK_TIMEOUT_SECONDS="6")
+    try:
+        headers, study = new_study(srv, "lab-hung-check")
+        thread, answer = upload_in_thread(srv, headers, study, paths["pose"], metadata(clip_obj, "hung-1"))
+        child = checking_child(srv)
+        child.send_signal(signal.SIGSTOP)
+        # while the check hangs, the API answers other labs (the upload's answer has not come yet)
+        assert httpx.get(f"{srv.url}/api/v1/health", timeout=5).status_code == 200
+        _, other = srv.lab("lab-other")
+        assert httpx.get(f"{srv.url}/api/v1/studies", headers=other, timeout=5).json() == []
+        assert thread.is_alive() and "r" not in answer
+        thread.join(timeout=120)
+        r = answer["r"]
+        assert r.status_code == 422 and "took longer than 6 s" in r.json()["detail"], r.text
+        child.wait(timeout=10)  # killed, not left frozen
+        assert upload(srv, headers, study, paths["pose"], metadata(clip_obj, "hung-2")).status_code == 201
+    finally:
+        srv.stop()
+
+
+def test_a_pose_file_that_trips_its_reader_is_refused_with_422(server, clip, tmp_path):
+    """A crafted file whose reader fails in an unplanned way (an attribute of the wrong type, JSON nested
+    past the recursion limit) is the file's fault: 422 with the reason, never a 500, and nothing is kept."""
+    from tests.unit.test_unsafe_files import crafted_deep_slp, crafted_odd_attribute
+
+    clip_obj, _ = clip
+    headers, study = new_study(server, "lab-odd")
+    for i, crafted in enumerate((crafted_odd_attribute(tmp_path), crafted_deep_slp(tmp_path))):
+        r = upload(server, headers, study, crafted, metadata(clip_obj, f"odd-{i}"))
+        assert r.status_code == 422 and crafted.name in r.json()["detail"], r.text
+    assert httpx.get(f"{server.url}/api/v1/studies/{study}/sessions", headers=headers).json() == []
+    assert list((server.root / "data" / "storage" / "tmp").glob("*")) == []

@@ -145,3 +145,33 @@ def test_other_readers_never_unpickle_crafted_nodes(tmp_path, suffix):
     with contextlib.suppress(PoseFileError):  # refusing the altered file is fine; running its payload is not
         load_poses(path, fps=30)
     assert not marker.exists()
+
+
+def crafted_odd_attribute(tmp_path: Path) -> Path:
+    """A DeepLabCut table whose PyTables ``info`` attribute is a plain pickled list, not the dict pandas writes."""
+    path = tmp_path / "oddDLC_resnet50.h5"
+    dlc_frame().to_hdf(path, key="df_with_missing", format="table", mode="w")
+    with h5py.File(path, "r+") as f:
+        f["df_with_missing"].attrs["info"] = np.bytes_(pickle.dumps([1], protocol=0))
+    return path
+
+
+def test_a_pandas_table_with_attributes_of_the_wrong_type_is_a_pose_file_error(tmp_path):
+    path = crafted_odd_attribute(tmp_path)
+    with pytest.raises(ValueError, match="expected the layout DataFrame.to_hdf writes, got AttributeError"):
+        read_pandas_h5(path)  # its documented error for a file that is not a pandas table of numbers
+    with pytest.raises(PoseFileError, match="expected the layout"):
+        load_poses(path, fps=30)
+
+
+def crafted_deep_slp(tmp_path: Path) -> Path:
+    """A SLEAP .slp whose metadata JSON nests 30,000 lists deep (the JSON decoder recurses past its limit)."""
+    path = save_poses(random_predictions(n_frames=8), tmp_path / "deep.slp")
+    with h5py.File(path, "r+") as f:
+        f["metadata"].attrs["json"] = np.bytes_(b"[" * 30000 + b"]" * 30000)
+    return path
+
+
+def test_a_sleap_file_nested_past_the_recursion_limit_is_a_pose_file_error(tmp_path):
+    with pytest.raises(PoseFileError, match="cannot be read as a SLEAP .slp file.*recursion"):
+        load_poses(crafted_deep_slp(tmp_path), fps=30)
