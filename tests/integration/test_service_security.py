@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_service import DATABASES, Server, metadata, rig_headers, upload
+from tests.integration.test_service import DATABASES, Server, metadata, rig_headers, upload, wait_job
 from tests.unit.test_unsafe_files import crafted_object_column
 
 pytestmark = pytest.mark.slow
@@ -334,8 +334,23 @@ def test_page_and_report_carry_a_content_security_policy(server):
     page = httpx.get(f"{server.url}/")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert '<iframe id="report" class="hidden" title="report" sandbox' in page.text
+    assert '<iframe id="report" class="hidden" title="report" sandbox referrerpolicy' in page.text  # no allow-*
     assert httpx.get(f"{server.url}/api/v1/health").headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_report_is_served_sandboxed_with_no_scripts(server, clip):
+    """The study report (HTML built from the lab's data) carries a CSP of its own: sandboxed, no scripts."""
+    clip_obj, paths = clip
+    headers, study = new_study(server, "lab-report-csp")
+    job = upload(server, headers, study, paths["pose"], metadata(clip_obj, "csp-1")).json()["job_id"]
+    worker = server.worker("--idle-exit")
+    assert wait_job(server, headers, job)["status"] == "done"
+    worker.wait(timeout=60)
+    r = httpx.get(f"{server.url}/api/v1/studies/{study}/report", headers=headers, timeout=120)
+    assert r.status_code == 200 and r.text.lstrip().lower().startswith("<!doctype html"), r.text[:200]
+    policy = [p.strip() for p in r.headers["content-security-policy"].split(";")]
+    assert "sandbox" in policy and "default-src 'none'" in policy and not any("script-src" in p for p in policy)
+    assert r.headers["x-content-type-options"] == "nosniff"
 
 
 def test_upload_sizes_are_64_bit():
