@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as OrmSession
+from starlette.concurrency import run_in_threadpool
 
 from service.db import Lab, Upload, utcnow
 from service.deps import (
@@ -142,7 +143,9 @@ async def finish_upload(
             return upload_json(upload, complete=True)
         raise HTTPException(409, f"upload {upload.id} is being checked by another request; GET it for the result")
     try:
-        partial = assemble_chunks(storage, upload)
+        upload.chunks  # noqa: B018 -- load the expired row here: the thread below must not use the session
+        # copying up to max_upload_bytes of chunk files must not stall every lab's requests on the event loop
+        partial = await run_in_threadpool(assemble_chunks, storage, upload)
         study = own_study(db, lab, upload.study_id)
         result = await accept(db, checker, storage, lab, study, partial, upload.filename, dict(upload.metadata_json))
     except (UploadError, HTTPException) as exc:
