@@ -226,7 +226,7 @@ class Worker:
         self.engine = make_engine(settings.database_url or "")
         self.factory = session_factory(self.engine)
         self.stop = threading.Event()
-        self.scorer = ScorerChild(settings.scorer)
+        self.scorer = ScorerChild(settings.scorer, overrides=tuple(settings.assay_overrides))
 
     def close(self) -> None:
         """Stop the scoring child."""
@@ -358,10 +358,18 @@ class Worker:
         Raises
         ------
         ValueError
-            If the configured scorer cannot be loaded (checked before any job is claimed).
+            If the configured scorer cannot be loaded, or an assay override names no setting of any
+            registered assay (both checked before any job is claimed).
         """
         n = 0
         try:
+            if self.settings.assay_overrides:
+                from behavior.assays import assay_names, check_overrides
+
+                try:
+                    check_overrides(self.settings.assay_overrides, assay_names())
+                except ValueError as exc:
+                    raise ValueError(f"PAINBATTERY_ASSAY_OVERRIDES: {exc}") from exc
             self.scorer.start()
             while not self.stop.is_set():
                 job_id = self.run_one()

@@ -10,9 +10,11 @@ torch can deadlock) and hands it one job at a time over a pipe. Only plain value
 
 The scorer is a function named by the operator's ``PAINBATTERY_SCORER`` setting
 (``"package.module:function"``; default :func:`score_session`, which runs
-:func:`behavior.pipeline.run_session`), called as ``scorer(session, model=..., work_dir=..., progress=...)``.
-It never comes from a user's upload. The child survives scorer exceptions and serves the next job; the
-parent replaces it only when it dies or has to be killed (limit reached, claim lost).
+:func:`behavior.pipeline.run_session`), called as ``scorer(session, model=..., work_dir=..., progress=...)``,
+plus ``overrides=[...]`` when the operator sets ``PAINBATTERY_ASSAY_OVERRIDES`` (dotted assay config
+overrides for every job, such as ``<assay>.classifier=/srv/models/...``). Neither ever comes from a
+user's upload. The child survives scorer exceptions and serves the next job; the parent replaces it only
+when it dies or has to be killed (limit reached, claim lost).
 """
 
 from __future__ import annotations
@@ -66,7 +68,12 @@ class ScorerTimeoutError(TimeoutError):
 
 
 def score_session(
-    session: dict[str, Any], *, model: str | None, work_dir: str, progress: Progress
+    session: dict[str, Any],
+    *,
+    model: str | None,
+    work_dir: str,
+    progress: Progress,
+    overrides: tuple[str, ...] | list[str] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The default scorer: run :func:`behavior.pipeline.run_session` on one session.
 
@@ -80,6 +87,8 @@ def score_session(
         Where predicted poses are written.
     progress
         Called as ``progress(stage, fraction)``.
+    overrides
+        The operator's dotted assay config overrides (``PAINBATTERY_ASSAY_OVERRIDES``).
 
     Returns
     -------
@@ -91,6 +100,7 @@ def score_session(
 
     result = run_session(
         Session.model_validate(session),
+        overrides=tuple(overrides),
         model=Path(model) if model else None,
         work_dir=Path(work_dir),
         progress=progress,
@@ -156,7 +166,7 @@ def _orphan_watch(parent_pid: int) -> None:
             os._exit(3)
 
 
-def _child_main(conn: Connection, spec: str, parent_pid: int) -> None:
+def _child_main(conn: Connection, spec: str, parent_pid: int, overrides: tuple[str, ...] = ()) -> None:
     """The child's loop: load the scorer, then score jobs until told to stop or the pipe closes."""
     faulthandler.enable()  # a segfault prints the Python stack to the worker's stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -180,7 +190,8 @@ def _child_main(conn: Connection, spec: str, parent_pid: int) -> None:
             conn.send(("progress", job_id, str(stage), float(fraction)))
 
         try:
-            measures, quality = scorer(session, model=model, work_dir=work_dir, progress=progress)
+            extra = {"overrides": list(overrides)} if overrides else {}
+            measures, quality = scorer(session, model=model, work_dir=work_dir, progress=progress, **extra)
             conn.send(("done", job_id, *_plain([measures, quality])))
         except Exception as exc:  # reported to the parent, which fails or retries the job
             conn.send(("error", job_id, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5)))
@@ -195,10 +206,15 @@ class ScorerChild:
         The scorer, ``"package.module:function"``.
     start_timeout
         Longest wait for a new child to load its scorer.
+    overrides
+        Dotted assay config overrides handed to the scorer with every job (the operator's setting).
     """
 
-    def __init__(self, spec: str = DEFAULT_SCORER, *, start_timeout: float = 300.0) -> None:
+    def __init__(
+        self, spec: str = DEFAULT_SCORER, *, start_timeout: float = 300.0, overrides: tuple[str, ...] = ()
+    ) -> None:
         self.spec = spec
+        self.overrides = tuple(overrides)
         self.start_timeout = start_timeout
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: multiprocessing.process.BaseProcess | None = None
@@ -230,7 +246,10 @@ class ScorerChild:
         began = time.monotonic()
         parent_conn, child_conn = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_child_main, args=(child_conn, self.spec, os.getpid()), name="painbattery-scorer", daemon=True
+            target=_child_main,
+            args=(child_conn, self.spec, os.getpid(), self.overrides),
+            name="painbattery-scorer",
+            daemon=True,
         )
         proc.start()
         child_conn.close()  # so the parent's end sees EOF when the child dies

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     )
     rig_clock_skew_seconds: float = Field(300.0, gt=0, description="Rig signatures older/newer than this: replay.")
     default_model: Path | None = Field(None, description="Pose model for uploaded videos without a pose file.")
+    assay_overrides: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Dotted assay config overrides for every job, as 'score --set' takes them (a JSON list in "
+            "PAINBATTERY_ASSAY_OVERRIDES), e.g. an assay's classifier directory "
+            "(operator's setting, never a user's)."
+        ),
+    )
     upload_expiry_hours: float = Field(48.0, gt=0, description="A resumable upload idle this long is deleted.")
     lab_quota_bytes: int | None = Field(None, gt=0, description="Most a lab may store (recordings + uploads).")
     check_processes: int = Field(2, ge=1, description="Child processes that open uploaded files to check them.")

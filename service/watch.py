@@ -34,8 +34,9 @@ class Handler(Protocol):
 class LocalScorer:
     """Score a recording on this machine into ``out`` (through the one orchestrator, cached per session)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, overrides: tuple[str, ...] | list[str] = ()) -> None:
         self.out = Path(out)
+        self.overrides = tuple(overrides)  # dotted assay config overrides, as 'score --set' takes them
 
     def __call__(self, recording: Path, sidecar: Path) -> str:
         from behavior.batch import score_session
@@ -43,7 +44,7 @@ class LocalScorer:
         session = read_session_sidecar(sidecar)
         if session.video is None and session.pose is None:
             session = session.model_copy(update={"video": recording})
-        result = score_session(session.model_dump(mode="json"), str(self.out))
+        result = score_session(session.model_dump(mode="json"), str(self.out), overrides=self.overrides)
         if result["status"] == "failed":
             raise RuntimeError(result["error"])
         return f"scored {session.session_id} ({len(result['measures'])} measures)"

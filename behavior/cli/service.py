@@ -133,6 +133,10 @@ def watch(
     out: Annotated[Path | None, typer.Option("--out", help="Score locally into this folder instead.")] = None,
     settle_seconds: Annotated[float, typer.Option(help="A file counts as finished when unchanged this long.")] = 2.0,
     once: Annotated[bool, typer.Option(help="Process what is ready now, then exit.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Assay config override when scoring locally (as for 'score'), repeatable."),
+    ] = None,
 ) -> None:
     """Watch a folder and score (or submit) each recording once it is complete and its sidecar exists."""
     from service.watch import FolderWatcher, LocalScorer, ServiceSubmitter
@@ -141,7 +145,13 @@ def watch(
         raise ValueError("expected either --service-url (with --token and --study) or --out")
     if service_url is not None and (token is None or study is None):
         raise ValueError("expected --token and --study with --service-url")
-    handler = ServiceSubmitter(service_url, token, study) if service_url else LocalScorer(out)
+    if set_ and service_url is not None:
+        raise ValueError("--set applies to local scoring (--out); the service's overrides are its operator's")
+    if set_:
+        from behavior.assays import assay_names, check_overrides
+
+        check_overrides(set_, assay_names())  # a typo fails here, before any recording is scored
+    handler = ServiceSubmitter(service_url, token, study) if service_url else LocalScorer(out, set_ or ())
     watcher = FolderWatcher(folder, handler, settle_seconds=settle_seconds)
     if once:
         # A recording is ready when unchanged for settle_seconds between two looks: look, wait, look.

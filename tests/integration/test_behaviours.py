@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,8 @@ import pytest
 
 from behavior.synthetic.pain_box import PAIN_BOX_BEHAVIOURS, pain_box_bouts
 from tests.fixtures.cli import cli, one_line_error
+
+BIN = Path(sys.executable).parent / "painbattery"
 
 
 @pytest.fixture(scope="module")
@@ -178,26 +183,108 @@ def test_features_on_every_frame_of_real_bottom_up_tracks(shared_data, relpath):
 # ----------------------------------------------------------------------------------------- the assay
 
 
-def test_pain_box_study_scores_end_to_end(tmp_path, capsys, monkeypatch):
-    """A small simulated study of pain-box sessions, scored by 'painbattery score' with a synthetic classifier."""
+@pytest.fixture(scope="module")
+def box_study(tmp_path_factory) -> dict:
+    """A synthetic classifier and a small simulated study of pain-box sessions (Control / CCI, baseline / d7)."""
     from behavior.synthetic import StudyEffects, simulate_study
     from behavior.synthetic.pain_box import train_synthetic_classifier
 
-    model = train_synthetic_classifier(tmp_path / "model", n_animals=4, duration_s=40)
+    root = tmp_path_factory.mktemp("boxstudy")
+    model = train_synthetic_classifier(root / "model", n_animals=4, duration_s=40)
     effects = StudyEffects(group_effect={"Control": 0.0, "CCI": 1.0}, timepoint_effect={"baseline": 0.0, "d7": 1.0})
     study = simulate_study(
-        tmp_path / "study", seed=3, animals_per_group=1, groups=("Control", "CCI"), timepoints=("baseline", "d7"),
+        root / "study", seed=3, animals_per_group=1, groups=("Control", "CCI"), timepoints=("baseline", "d7"),
         assays=("pain_box",), effects=effects,
     )  # fmt: skip
     manifest = study / "manifest.csv" if study.is_dir() else study
+    return {"model": model, "manifest": manifest, "rows": pd.read_csv(manifest, dtype=str, keep_default_na=False)}
+
+
+def _ipsi_excess(values: dict[tuple[str, str], float]) -> None:
+    """The injured animal licks its injured paw more at d7 than the control animal."""
+    assert values[("CCI", "d7")] > values[("Control", "d7")] + 2, values
+
+
+def test_pain_box_study_scores_end_to_end(box_study, tmp_path, capsys, monkeypatch):
+    """A small simulated study of pain-box sessions, scored by 'painbattery score' with a synthetic classifier."""
+    manifest, model = box_study["manifest"], box_study["model"]
     out = tmp_path / "scored"
     code, _, err = cli(capsys, monkeypatch, "score", manifest, "--out", out, "--set", f"pain_box.classifier={model}")
     assert code == 0, err
     measures = pd.read_csv(out / "measures.csv")
     pb = measures[measures["assay"] == "pain_box"]
-    assert set(pb["session_id"]) == set(pd.read_csv(manifest)["session_id"])
+    assert set(pb["session_id"]) == set(box_study["rows"]["session_id"])
     assert (pb["domain"] == "spontaneous").all()
     diff = pb[pb["measure"] == "licking_ipsi_minus_contra_s"].set_index(["group", "timepoint"])["value"]
-    assert diff[("CCI", "d7")] > diff[("Control", "d7")] + 2  # the injured animal licks its injured paw more
+    _ipsi_excess(diff.to_dict())
     report = next(out.glob("*.html"), None)
     assert report is not None and "Pain box: ethogram per session" in report.read_text()
+
+
+def test_pain_box_sessions_through_the_service_with_the_operators_classifier(box_study, tmp_path):
+    """Uploaded pain-box sessions are scored by the worker with the classifier the operator configured
+    (PAINBATTERY_ASSAY_OVERRIDES); without it they fail saying what is missing; a typo stops the worker."""
+    import json
+
+    import httpx
+
+    from tests.fixtures.service import Server
+    from tests.integration.test_service import upload, wait_job
+
+    rows, study_dir = box_study["rows"], box_study["manifest"].parent
+    overrides = json.dumps([f"pain_box.classifier={box_study['model']}"])
+    with Server(tmp_path / "svc", "sqlite", PAINBATTERY_ASSAY_OVERRIDES=overrides) as server:
+        _, headers = server.lab("lab-box")
+        sid = httpx.post(f"{server.url}/api/v1/studies", json={"name": "box"}, headers=headers).json()["id"]
+        jobs = []
+        for row in rows.to_dict("records"):
+            meta = {k: row[k] for k in ("session_id", "animal_id", "group", "timepoint", "assay", "side")}
+            meta["fps"] = float(row["fps"])
+            r = upload(server, headers, sid, study_dir / row["pose"], meta)
+            assert r.status_code == 201, r.text
+            jobs.append(r.json()["job_id"])
+        assert server.worker("--idle-exit").wait(timeout=300) == 0
+        assert [wait_job(server, headers, j)["status"] for j in jobs] == ["done"] * len(jobs)
+        battery = httpx.get(f"{server.url}/api/v1/studies/{sid}/battery", headers=headers).json()
+        by = {(b["group"], b["timepoint"]): b["spontaneous.licking_ipsi_minus_contra_s"] for b in battery}
+        _ipsi_excess(by)
+        # an override that names no setting of any assay: the worker refuses to start, in one line
+        server.env["PAINBATTERY_ASSAY_OVERRIDES"] = json.dumps(["pain_box.clasifier=/x"])
+        bad = server.worker("--idle-exit", stderr=subprocess.PIPE, text=True)
+        _, err = bad.communicate(timeout=120)
+        assert bad.returncode == 2 and "PAINBATTERY_ASSAY_OVERRIDES" in err and "clasifier" in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        # no classifier configured: the job fails and says what the operator must set
+        del server.env["PAINBATTERY_ASSAY_OVERRIDES"]
+        other = httpx.post(f"{server.url}/api/v1/studies", json={"name": "box2"}, headers=headers).json()["id"]
+        row = rows.iloc[0]
+        meta = {k: row[k] for k in ("session_id", "animal_id", "group", "timepoint", "assay", "side")}
+        r = upload(server, headers, other, study_dir / row["pose"], {**meta, "fps": float(row["fps"])})
+        assert server.worker("--idle-exit").wait(timeout=300) == 0
+        job = wait_job(server, headers, r.json()["job_id"])
+        assert job["status"] == "failed" and "expected a behaviour classifier" in job["error"], job
+
+
+def test_pain_box_recordings_dropped_in_a_watch_folder_are_scored_with_set(box_study, tmp_path):
+    import json
+    import shutil
+
+    row = box_study["rows"].iloc[-1]  # the CCI animal at d7
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    # a rig drops its recording and a sidecar; this lab tracks poses itself and names the file
+    shutil.copy(box_study["manifest"].parent / row["pose"], folder / "rec.h5")
+    shutil.copy(box_study["manifest"].parent / row["video"], folder / "rec.mp4")
+    sidecar = {k: row[k] for k in ("session_id", "animal_id", "group", "timepoint", "assay", "side")}
+    (folder / "rec.json").write_text(json.dumps({**sidecar, "fps": float(row["fps"]), "pose": "rec.h5"}))
+    out = tmp_path / "out"
+    args = ["watch", str(folder), "--out", str(out), "--once", "--settle-seconds", "0.2"]
+    result = subprocess.run(
+        [str(BIN), *args, "--set", f"pain_box.classifier={box_study['model']}"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "processed 1 recording(s)" in result.stdout, result.stdout + result.stderr
+    cached = json.loads((out / "cache" / f"{row['session_id']}.json").read_text())
+    measures = {m["measure"]: m["value"] for m in cached["measures"]}
+    assert measures["licking_ipsi_minus_contra_s"] > 2
+    typo = subprocess.run([str(BIN), *args, "--set", "pain_box.clasifier=/x"], capture_output=True, text=True)
+    assert typo.returncode == 2 and "clasifier" in typo.stderr and len(typo.stderr.strip().splitlines()) == 1
