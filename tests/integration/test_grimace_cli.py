@@ -85,3 +85,75 @@ def test_grimace_score_and_calibrate_cli(tmp_path):
                       (unknown, "unknown action unit"), (noface, "no detectable face")):  # fmt: skip
         assert res.returncode == 2, res.stderr
         assert text in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_calibration_from_still_images_through_a_face_model(tmp_path):
+    """A lab's raters scored still images (PNG) cut from its videos: 'grimace calibrate --model' finds their
+    keypoints with the face model and gives each image the features of its video frame, so the calibrated
+    scorer is the one fitted on the same frames read from the videos."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from behavior.assays import get_assay
+    from behavior.features import grimace_calibration as gc
+    from behavior.synthetic.training import labelled_frames
+    from pose_models.nets.model import ModelConfig, TrainConfig
+    from pose_models.train import train_model
+    from pose_models.video import VideoReader
+
+    torch.set_num_threads(2)
+    # a small face model (8 clips, 15 epochs, ~25 s): the test is of the image path, not of the model's accuracy
+    config = ModelConfig(input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=15, lr=2e-3, patience_epochs=15))
+    model = tmp_path / "face_model"
+    train_model(labelled_frames(assays=("grimace",), n_clips=8, seed=5), model, config, seed=0)
+
+    scores = simulate_rated_faces(tmp_path / "rated", n_animals=4, clips_per_animal=2, seed=1)
+    videos = pd.read_csv(scores).drop(columns=["pose"])  # keypoints from the model for video frames too
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    images = []
+    for (video, frame), _ in videos.groupby(["video", "frame"]):
+        with VideoReader(scores.parent / video, bgr=True) as reader:
+            image = next(f for i, f in enumerate(reader) if i == frame)
+        name = stills / f"{Path(video).stem}_f{frame}.png"
+        cv2.imwrite(str(name), image)  # PNG: lossless, the decoded frame exactly
+        images.append((video, frame, name))
+    by_frame = {(v, f): str(n) for v, f, n in images}
+    stills_csv = videos.assign(image=[by_frame[(v, f)] for v, f in zip(videos["video"], videos["frame"], strict=True)])
+    stills_csv = stills_csv.drop(columns=["video", "frame"])
+    stills_csv.to_csv(tmp_path / "stills.csv", index=False)
+    videos.assign(video=[str(scores.parent / v) for v in videos["video"]]).to_csv(tmp_path / "videos.csv", index=False)
+
+    # a weak model's points: accept faces at a lower confidence, the same for both paths
+    overrides = ["selection.min_confidence=0.08"]  # its faces peak at 0.1-0.4, a blank image at 0.03
+    grimace = get_assay("grimace").load_config(overrides)
+    from_images = gc.scored_frame_features(gc.read_scores_csv(tmp_path / "stills.csv"), grimace, model_dir=model)
+    from_videos = gc.scored_frame_features(gc.read_scores_csv(tmp_path / "videos.csv"), grimace, model_dir=model)
+    assert len(from_images) == len(images) == len(from_videos)
+    key = {str(n): f"{(scores.parent / v).resolve()}#{f}" for v, f, n in images}
+    from_images["frame_id"] = [key[str(Path(i))] for i in from_images["frame_id"]]
+    a = from_images.set_index("frame_id").sort_index()
+    b = from_videos.set_index("frame_id").loc[a.index]
+    assert (a["animal"] == b["animal"]).all()
+    np.testing.assert_allclose(a[list(gc.FEATURES)].to_numpy(float), b[list(gc.FEATURES)].to_numpy(float), atol=1e-6)
+
+    cal = tmp_path / "cal.json"
+    args = ["grimace", "calibrate", str(tmp_path / "stills.csv"), "--model", str(model), "--out", str(cal),
+            "--folds", "2", *(x for o in overrides for x in ("--set", o))]  # fmt: skip
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(cal.read_text())
+    agreement = doc["agreement"]["model_vs_raters_cv"]
+    assert agreement["frames"] == len(images) and agreement["animals"] == 4 and agreement["grouping"] == "animal"
+    same = gc.calibrate(gc.read_scores_csv(tmp_path / "videos.csv"), from_videos, "mouse", n_splits=2)
+    fitted = same.to_json()  # the scorer fitted on the frames read from the videos
+    np.testing.assert_allclose(doc["mean"], fitted["mean"], atol=1e-9)
+    np.testing.assert_allclose(doc["scale"], fitted["scale"], atol=1e-9)
+    # a still image the model finds no face in is named, not dropped
+    cv2.imwrite(str(stills / "blank.png"), np.zeros((180, 240, 3), np.uint8))
+    blank = stills_csv.iloc[:1].assign(image=str(stills / "blank.png"))
+    pd.concat([stills_csv, blank]).to_csv(tmp_path / "with_blank.csv", index=False)
+    bad = run("grimace", "calibrate", str(tmp_path / "with_blank.csv"), "--model", str(model), "--out", str(cal),
+              "--set", overrides[0])  # fmt: skip
+    assert bad.returncode == 2 and "no face found in" in bad.stderr and "blank.png" in bad.stderr, bad.stderr
