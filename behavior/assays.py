@@ -156,6 +156,10 @@ class AssaySpec:
         With ``needs_poses`` False: use poses when the session has them (a pose file, or a video and a
         pose model), else the extractor gets ``poses=None`` and works from the video (place preference
         tracks the body centre by background subtraction when there is no pose model).
+    pose_frame_step
+        ``pose_frame_step(config, fps) -> int``: when poses come from the video through a pose model,
+        predict every k-th frame only (an assay that examines a few frames per second); the other frames
+        are NaN. None: every frame.
     across_sessions
         ``across_sessions(measures, quality, config) -> DataFrame``: measures that compare sessions of one
         animal (a test against its pre-test), computed once per study after every session is scored, from
@@ -186,6 +190,11 @@ class AssaySpec:
     description: str = ""
     poses_optional: bool = False
     across_sessions: Callable[[pd.DataFrame, pd.DataFrame | None, BaseModel], pd.DataFrame] | None = None
+    pose_frame_step: Callable[[BaseModel, float | None], int] | None = None
+
+    def frame_step(self, config: BaseModel, fps: float | None) -> int:
+        """Frames between two predicted poses of a session (1 unless the assay says otherwise)."""
+        return max(1, int(self.pose_frame_step(config, fps))) if self.pose_frame_step is not None else 1
 
     def __post_init__(self) -> None:
         if not is_assay_name(self.name):

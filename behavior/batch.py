@@ -198,19 +198,26 @@ def shared_videos(
     """
     from behavior.assays import UnknownAssayError, get_assay
 
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str, int], dict[str, Any]] = {}
     for s in sessions:
         try:
-            needs_poses = get_assay(s.assay).needs_poses
+            spec = get_assay(s.assay)
         except UnknownAssayError:
             continue  # its own run reports it
+        needs_poses = spec.needs_poses
         model_dir = s.model or model_for(s, model)
         if not needs_poses or s.pose is not None or s.video is None or not model_dir:
             continue
         if out_dir is not None and _cached(s, Path(out_dir), overrides, model):
             continue
-        key = (str(Path(s.video).resolve()), str(Path(model_dir).resolve()))
-        group = groups.setdefault(key, {"video": key[0], "model": key[1], "sessions": [], "rois": []})
+        step = 1
+        if spec.pose_frame_step is not None:  # sessions that predict a frame in k share only with their like
+            try:
+                step = spec.frame_step(spec.load_config(spec.applicable_overrides(overrides)), s.fps)
+            except ValueError:
+                continue  # its own run reports the config error
+        key = (str(Path(s.video).resolve()), str(Path(model_dir).resolve()), step)
+        group = groups.setdefault(key, {"video": key[0], "model": key[1], "step": step, "sessions": [], "rois": []})
         group["sessions"].append(s.session_id)
         group["rois"].append(list(s.roi) if s.roi is not None else None)
     return [g for g in groups.values() if len(g["sessions"]) > 1]
@@ -245,7 +252,7 @@ def predict_shared(group: dict[str, Any], out_dir: str, threads: int | None = No
         if not chosen:
             return {"poses": {}, "error": None}
         estimator = PoseEstimator.from_dir(group["model"], threads=threads)
-        predicted = estimator.predict_video_rois(group["video"], [r for _, r in chosen])
+        predicted = estimator.predict_video_rois(group["video"], [r for _, r in chosen], step=group.get("step", 1))
         poses_dir = Path(out_dir) / "poses"
         poses_dir.mkdir(parents=True, exist_ok=True)
         paths = {

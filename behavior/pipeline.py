@@ -90,6 +90,7 @@ def _poses_for(
     threads: int | None,
     progress: Callable[[str, float], None] | None,
     predicted: Path | None = None,
+    step: int = 1,
 ) -> tuple[Any, Path | None]:
     from pose_models.io import load_poses
 
@@ -105,12 +106,21 @@ def _poses_for(
 
     estimator = PoseEstimator.from_dir(model_dir, threads=threads)
     report = (lambda done, total: progress("poses", done / max(total, 1))) if progress else None
-    poses = estimator.predict_video(session.video, roi=session.roi, progress=report)
+    poses = estimator.predict_video(session.video, roi=session.roi, progress=report, step=step)
     poses_path = None
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
         poses_path = save_poses(poses, work_dir / f"{session.session_id}.h5")
     return poses, poses_path
+
+
+def _video_fps(video: Path | None) -> float | None:
+    """The frame rate of a session's video, when the session gives none."""
+    if video is None:
+        return None
+    from pose_models.video import probe_video
+
+    return probe_video(video).fps or None
 
 
 def _takes_progress(extract: Callable[..., Any]) -> bool:
@@ -174,7 +184,8 @@ def run_session(
     if spec.needs_poses or (
         spec.poses_optional and (has_poses or (session.video is not None and (session.model or model) is not None))
     ):
-        poses, poses_path = _poses_for(session, work_dir, model, threads, progress, predicted_poses)
+        step = spec.frame_step(config, session.fps or _video_fps(session.video))
+        poses, poses_path = _poses_for(session, work_dir, model, threads, progress, predicted_poses, step)
         if spec.keypoints is not None:
             have = {str(k) for k in poses["keypoints"].values}
             lacking = [k for k in spec.keypoints(config) if k not in have]

@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "int8", "fp32"), default="int8")
     parser.add_argument("--clips", type=int, default=24, help="training clips (6 labelled frames each)")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--set", action="append", help="grimace config override (selection.pose_fps=null: every frame)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import cv2
@@ -76,7 +77,7 @@ def main() -> None:
 
     cv2.setNumThreads(args.threads)
     from behavior.assays import get_assay
-    from behavior.features.grimace import score_frames
+    from behavior.features.grimace import frame_step, score_frames
     from behavior.synthetic import simulate_clip
     from behavior.video import write_video
     from pose_models.poses import from_numpy
@@ -86,7 +87,8 @@ def main() -> None:
                          grooming_stretches_s=[(6.0, 7.0)])  # fmt: skip
     n = int(args.minutes * 60 * FPS)
     reps = -(-n // clip.n_frames)
-    config = get_assay("grimace").load_config()
+    config = get_assay("grimace").load_config(args.set or [])
+    step = frame_step(config, FPS)  # frames examined (and face poses predicted): every step-th
     machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} cores"
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "face.mp4"
@@ -96,10 +98,11 @@ def main() -> None:
             conf = np.tile(clip.poses["confidence"].values, (reps, 1, 1))[:n]
             poses = from_numpy(pos, conf, keypoint_names=list(clip.poses["keypoints"].values), fps=FPS)
             t0 = time.perf_counter()
-            table = score_frames(poses, video, config, fps=FPS, decode_threads=args.threads)
+            table = score_frames(poses, video, config, fps=FPS, decode_threads=args.threads, step=step)
             dt = time.perf_counter() - t0
             print(
-                f"grimace scoring (true keypoints + 640x480 H.264 video, {args.threads} threads, {machine}): "
+                f"grimace scoring (true keypoints + 640x480 H.264 video, every {step}. frame examined "
+                f"(selection.pose_fps {config.selection.pose_fps}), {args.threads} threads, {machine}): "
                 f"{n} frames in {dt:.1f} s = {n / dt:.0f} frames/s; {int(table['selected'].sum())} frames "
                 f"selected, {int((table['reason'] != '').sum())} rejected"
             )
@@ -129,18 +132,21 @@ def main() -> None:
             estimator.scale = args.run_scale
         h, w = estimator.preprocess(clip.frames[0]).shape[:2]
         t0 = time.perf_counter()
-        poses = estimator.predict_video(video)
+        poses = estimator.predict_video(video, step=step)
         t_pose = time.perf_counter() - t0
         t0 = time.perf_counter()
-        table = score_frames(poses, video, config, fps=FPS, decode_threads=args.threads)
+        table = score_frames(poses, video, config, fps=FPS, decode_threads=args.threads, step=step)
         t_score = time.perf_counter() - t0
         # keypoint error on the looped rig frames, against the planted keypoints
         truth = np.tile(clip.poses["position"].values, (reps, 1, 1, 1))[:n, :, :, 0]
         tconf = np.tile(clip.poses["confidence"].values, (reps, 1, 1))[:n, :, 0]
         got = poses["position"].values[:, :, :, 0]
-        err = np.linalg.norm(got - truth, axis=1)[tconf > 0]
+        err = np.linalg.norm(got - truth, axis=1)[(tconf > 0) & np.isfinite(got).all(axis=1)]
     total = t_pose + t_score
-    print(f"machine: {machine}; {args.threads} threads; video {WIDTH}x{HEIGHT} H.264, {n} frames, {args.minutes:g} min")
+    print(
+        f"machine: {machine}; {args.threads} threads; video {WIDTH}x{HEIGHT} H.264, {n} frames, {args.minutes:g} min; "
+        f"every {step}. frame examined and predicted (selection.pose_fps {config.selection.pose_fps})"
+    )
     print(f"face model: {train_note}; network input {w}x{h} (input_scale {estimator.scale:g}), {estimator.backend}")
     print(f"  inference (decode + preprocess + network): {t_pose:6.1f} s = {n / t_pose:5.0f} frames/s")
     print(f"  grimace scoring (decode + crops + select): {t_score:6.1f} s = {n / t_score:5.0f} frames/s")

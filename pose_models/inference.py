@@ -370,7 +370,7 @@ class PoseEstimator:
     # ----------------------------------------------------------------------------------- video
 
     def _batches(
-        self, path: Path, batch_size: int, start: int, stop: int | None, rois: list[ROI | None]
+        self, path: Path, batch_size: int, start: int, stop: int | None, rois: list[ROI | None], step: int = 1
     ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
         """Decode + preprocess in a thread; yield (frame indices, one input batch per roi), at most 3 queued.
 
@@ -388,7 +388,7 @@ class PoseEstimator:
                 # one decoding thread: the network already uses the cores; FFmpeg's own threads would fight it
                 # BGR as decoded: shrink first, then convert the colour of the small image (4x cheaper)
                 with VideoReader(path, decode_threads=1, bgr=True) as reader:
-                    for idx, frames in reader.batches(batch_size, start=start, stop=stop):
+                    for idx, frames in reader.batches(batch_size, start=start, stop=stop, step=step):
                         per_roi = []
                         for roi in rois:
                             region = frames if roi is None else crop(frames, roi)
@@ -418,11 +418,14 @@ class PoseEstimator:
         start: int = 0,
         stop: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        step: int = 1,
     ) -> xr.Dataset:
         """Predict every frame of a video and return Poses (``fps`` from the video, ``confidence`` = score).
 
         ``roi`` (``x, y, w, h`` pixels): predict inside this region of each frame only (one chamber of a
         multi-chamber rig); positions are still in full-frame pixels, and the roi is in the poses' log.
+        ``step`` > 1: predict every ``step``-th frame from ``start`` only (an assay that reads a few frames
+        per minute); the other frames stay NaN, and ``attrs["frame_step"]`` says so.
         Memory is bounded by the batch size and the small queue, not by the video's length.
 
         Raises
@@ -430,7 +433,9 @@ class PoseEstimator:
         VideoError
             If the video cannot be read, or ``roi`` does not lie inside its frame.
         """
-        return self.predict_video_rois(path, [roi], batch_size=batch_size, start=start, stop=stop, progress=progress)[0]
+        return self.predict_video_rois(
+            path, [roi], batch_size=batch_size, start=start, stop=stop, progress=progress, step=step
+        )[0]
 
     def predict_video_rois(
         self,
@@ -441,8 +446,10 @@ class PoseEstimator:
         start: int = 0,
         stop: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        step: int = 1,
     ) -> list[xr.Dataset]:
-        """Poses inside each of several regions of one video, decoding the video once.
+        """Poses inside each of several regions of one video, decoding the video once (``step``: as in
+        :meth:`predict_video`).
 
         A camera filming a row of chambers gives one session per chamber: each decoded frame is
         cropped to every roi and each crop goes through the network. Returns one Poses per roi (in
@@ -470,8 +477,10 @@ class PoseEstimator:
         positions = [np.full((n, 2, k, 1), np.nan, np.float64) for _ in regions]
         confidence = [np.full((n, k, 1), np.nan, np.float64) for _ in regions]
         shift = [np.zeros(2) if r is None else np.array([r.x, r.y], np.float64) for r in regions]
+        if step < 1:
+            raise ValueError(f"expected step >= 1, got {step}")
         done = 0
-        for idx, inputs in self._batches(path, batch_size, start, stop, regions):
+        for idx, inputs in self._batches(path, batch_size, start, stop, regions, step):
             rows = idx - start
             # crops of one size go through the network together
             by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -483,9 +492,11 @@ class PoseEstimator:
                     part = slice(j * len(idx), (j + 1) * len(idx))
                     positions[i][rows, :, :, 0] = (pos[part] + shift[i]).transpose(0, 2, 1)
                     confidence[i][rows, :, 0] = conf[part]
-            done += len(idx)
+            done = int(idx[-1]) - start + 1  # frames of the video gone through (the decoder is strict)
             if progress is not None:
                 progress(done, n)
+        if step > 1:
+            done = n  # the frames after the last predicted one were decoded too (a truncation raised)
         texts = [None if r is None else [r.x, r.y, r.width, r.height] for r in regions]
         out = []
         for i, r in enumerate(regions):
@@ -504,6 +515,8 @@ class PoseEstimator:
             ds.attrs["model_weights_sha256"] = self.meta.get("weights_sha256", "")
             if r is not None:
                 ds.attrs["video_roi"] = r.text()
+            if step > 1:
+                ds.attrs["frame_step"] = step
             out.append(
                 append_log(
                     ds,
@@ -513,6 +526,7 @@ class PoseEstimator:
                     batch_size=batch_size,
                     roi=texts[i],
                     frames_decoded=done,
+                    frame_step=step,
                     rois_decoded_together=len(regions),
                 )
             )

@@ -301,14 +301,16 @@ class VideoReader:
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def batches(
-        self, batch_size: int = 32, start: int = 0, stop: int | None = None
+        self, batch_size: int = 32, start: int = 0, stop: int | None = None, step: int = 1
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(frame_indices, frames)`` batches from ``start`` up to (not including) ``stop``.
 
-        Frames are uint8, RGB ``(n, h, w, 3)`` or gray ``(n, h, w)``.
+        Frames are uint8, RGB ``(n, h, w, 3)`` or gray ``(n, h, w)``. With ``step`` > 1 only every
+        ``step``-th frame from ``start`` is returned; the others are still decoded (a compressed stream
+        must be) but not converted or copied.
         """
-        if batch_size < 1:
-            raise ValueError(f"expected batch_size >= 1, got {batch_size}")
+        if batch_size < 1 or step < 1:
+            raise ValueError(f"expected batch_size >= 1 and step >= 1, got {batch_size}, {step}")
         stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
         if not 0 <= start <= stop:
             raise ValueError(f"expected 0 <= start <= stop <= {self.info.n_frames}, got {start}, {stop}")
@@ -319,27 +321,33 @@ class VideoReader:
         try:
             if start:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-            idx = start
+            idx = start  # the next frame the decoder gives
             while idx < stop:
-                n = min(batch_size, stop - idx)
-                frames = []
-                for _ in range(n):
-                    ok, frame = self._cap.read()
+                frames, indices = [], []
+                while len(frames) < batch_size and idx < stop:
+                    wanted = (idx - start) % step == 0
+                    if wanted:
+                        ok, frame = self._cap.read()
+                    else:
+                        ok, frame = self._cap.grab(), None
                     if not ok:
-                        self.frames_failed = stop - idx - len(frames)
+                        self.frames_failed = stop - idx
                         if self.strict:
                             raise VideoError(
-                                f"{self.path}: frame {idx + len(frames)} cannot be decoded "
+                                f"{self.path}: frame {idx} cannot be decoded "
                                 f"(expected {self.info.n_frames} frames; truncated or corrupt)"
                             )
-                        break
-                    frames.append(self._convert(frame))
+                        if frames:
+                            self.frames_decoded += len(frames)
+                            yield np.asarray(indices), np.stack(frames)
+                        return
+                    if wanted:
+                        frames.append(self._convert(frame))
+                        indices.append(idx)
+                    idx += 1
                 if frames:
                     self.frames_decoded += len(frames)
-                    yield np.arange(idx, idx + len(frames)), np.stack(frames)
-                if len(frames) < n:
-                    return
-                idx += n
+                    yield np.asarray(indices), np.stack(frames)
         finally:
             if own:
                 self.close()

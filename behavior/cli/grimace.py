@@ -49,6 +49,7 @@ def grimace_score(
         SCORE_MEASURE,
         _load_scorer,
         contact_sheet,
+        frame_step,
         rejected_stretches,
         score_frames,
         session_measures,
@@ -64,9 +65,12 @@ def grimace_score(
     if source.suffix.lower() in VIDEO_SUFFIXES:
         if model is None:
             raise ValueError(f"expected --model (a face pose model) to score the video {source}")
+        from behavior.video import probe_video
         from pose_models.inference import PoseEstimator
 
-        poses = PoseEstimator.from_dir(model).predict_video(source)
+        # face poses only on the frames the scoring examines (selection.pose_fps)
+        step = frame_step(config, float(fps or probe_video(source).fps or 0))
+        poses = PoseEstimator.from_dir(model).predict_video(source, step=step)
         video = source
     else:
         if video is None:
@@ -79,7 +83,7 @@ def grimace_score(
         rate = float(probe_video(video).fps or 0)
     if rate <= 0:
         raise ValueError(f"expected the frame rate (--fps) for {source}, got none in the file or the video")
-    table = score_frames(poses, video, config, fps=rate, scorer=scorer)
+    table = score_frames(poses, video, config, fps=rate, scorer=scorer, step=frame_step(config, rate))
     measures = session_measures(table, config, scorer is not None)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "frames.csv", index=False)

@@ -129,6 +129,12 @@ class SelectionConfig(_Strict):
     max_paw_fraction: float = Field(0.12, ge=0, le=1)
     interval_s: float = Field(60.0, gt=0)
     frames_per_session: int | None = Field(None, ge=1)
+    pose_fps: float | None = Field(
+        10.0,
+        gt=0,
+        description="frames examined per second (every k-th, k = fps // pose_fps, at least 1): a scorer "
+        "needs one sharp frame per interval, and face poses from video are predicted only there; None: all",
+    )
 
 
 class AUCut(_Strict):
@@ -388,8 +394,14 @@ def video_cues(
     *,
     roi: Any = None,
     decode_threads: int | None = None,
+    step: int = 1,
+    n_frames: int | None = None,
 ) -> pd.DataFrame:
-    """Cheek contrast, sharpness and paw fraction of every frame whose face was found, from the video."""
+    """Cheek contrast, sharpness and paw fraction of every frame whose face was found, from the video.
+
+    With ``step`` > 1 the rows of ``frames`` / ``pos`` are the recording's frames ``0, step, 2 step, ...``
+    of ``n_frames`` (the others are decoded but not looked at).
+    """
     from pose_models.video import VideoReader
 
     n = pos.shape[0]
@@ -401,16 +413,18 @@ def video_cues(
     decoded = 0
     with VideoReader(video, roi=roi, decode_threads=decode_threads) as reader:
         boxes = None
-        for idx, batch in reader.batches(64):
+        stop = min(reader.info.n_frames, n_frames if n_frames is not None else n * step)
+        for idx, batch in reader.batches(64, stop=stop, step=step):
             if boxes is None:
                 boxes = _face_boxes(pos, conf, selection.min_confidence, batch.shape[1:3])
-            for i, img in zip(idx, batch, strict=True):
+            for f, img in zip(idx, batch, strict=True):
+                i = int(f) // step
                 decoded += 1
                 if i >= n or not ok[i]:
                     continue
                 cheek[i], sharp[i], paw[i] = image_features(img, frames["A"][i], frames["t"][i], points, boxes[i])
     if decoded < n:
-        raise GrimaceError(f"{video}: expected {n} frames (as many as the poses), decoded {decoded}")
+        raise GrimaceError(f"{video}: expected {n_frames or n} frames (as many as the poses), decoded fewer")
     return pd.DataFrame({"cheek_contrast": cheek, "sharpness": sharp, "paw_fraction": paw})
 
 
@@ -500,7 +514,7 @@ def select_frames(
     for name, bad in zip(REASONS, (~face, turned, grooming, ~au_ok, blurred), strict=True):
         reason[(reason == "") & bad] = name
     eligible = reason == ""
-    time_s = np.arange(n) / fps
+    time_s = table["time_s"].to_numpy(float) if "time_s" in table else np.arange(n) / fps
     if selection.frames_per_session is not None:
         interval = np.minimum((np.arange(n) * selection.frames_per_session) // max(n, 1), n - 1)
     else:
@@ -521,6 +535,8 @@ def select_frames(
 def rejected_stretches(frames: pd.DataFrame, fps: float) -> pd.DataFrame:
     """Runs of consecutive frames rejected for the same reason: first/last frame, times, count, reason."""
     reason = frames["reason"].to_numpy(object)
+    index = frames["frame"].to_numpy(int) if "frame" in frames else np.arange(len(reason))
+    step = int(np.diff(index).min()) if len(index) > 1 else 1  # frames between two examined ones
     rows = []
     start = 0
     for i in range(1, len(reason) + 1):
@@ -528,16 +544,24 @@ def rejected_stretches(frames: pd.DataFrame, fps: float) -> pd.DataFrame:
             if reason[start]:
                 rows.append(
                     {
-                        "first_frame": start,
-                        "last_frame": i - 1,
-                        "start_s": start / fps,
-                        "end_s": i / fps,
-                        "n_frames": i - start,
+                        "first_frame": int(index[start]),
+                        "last_frame": int(index[i - 1]),
+                        "start_s": index[start] / fps,
+                        "end_s": (index[i - 1] + step) / fps,
+                        "n_frames": i - start,  # frames examined
                         "reason": reason[start],
                     }
                 )
             start = i
     return pd.DataFrame(rows, columns=["first_frame", "last_frame", "start_s", "end_s", "n_frames", "reason"])
+
+
+def frame_step(config: GrimaceConfig, fps: float | None) -> int:
+    """Frames from one examined frame to the next: ``fps // selection.pose_fps`` (at least 1; 1 without a rate)."""
+    rate = config.selection.pose_fps
+    if rate is None or fps is None or not np.isfinite(fps) or fps <= 0:
+        return 1
+    return max(1, int(fps // rate))
 
 
 def score_frames(
@@ -549,11 +573,13 @@ def score_frames(
     roi: Any = None,
     scorer: Any = None,
     decode_threads: int | None = None,
+    step: int = 1,
 ) -> pd.DataFrame:
     """The per-frame table of a face recording: features, selection, AU scores of the eligible frames.
 
     ``scorer`` is a :class:`behavior.features.grimace_calibration.CalibratedScorer` (or None: the
-    documented geometry).
+    documented geometry). ``step`` > 1: examine every ``step``-th frame only (:func:`frame_step`); the
+    table has a row per examined frame, ``frame`` and ``time_s`` those of the recording.
 
     Raises
     ------
@@ -561,21 +587,32 @@ def score_frames(
         If no frame shows a detectable face.
     """
     pos, conf, names = _poses_arrays(poses)
+    n_recorded = pos.shape[0]
+    index = np.arange(0, n_recorded, max(1, int(step)))
+    pos, conf = pos[index], conf[index]
     frames = head_frames(pos, conf, names, config.geometry, config.selection)
     if not frames["ok"].any():
         raise GrimaceError(
-            f"no detectable face: none of {pos.shape[0]} frames has {config.selection.min_face_keypoints} face "
-            f"keypoints at confidence >= {config.selection.min_confidence}"
+            f"no detectable face: none of {pos.shape[0]} frames examined has "
+            f"{config.selection.min_face_keypoints} face keypoints at confidence >= {config.selection.min_confidence}"
         )
     feats = face_features(pos, names, frames)
     if video is not None:
         cues = video_cues(
-            video, frames, pos, conf, config.geometry, config.selection, roi=roi, decode_threads=decode_threads
+            video,
+            frames,
+            pos,
+            conf,
+            config.geometry,
+            config.selection,
+            roi=roi,
+            decode_threads=decode_threads,
+            step=max(1, int(step)),
+            n_frames=n_recorded,
         )
     else:
         cues = pd.DataFrame({"cheek_contrast": np.nan, "sharpness": np.inf, "paw_fraction": 0.0}, index=feats.index)
-    n = pos.shape[0]
-    table = pd.DataFrame({"frame": np.arange(n), "time_s": np.arange(n) / fps})
+    table = pd.DataFrame({"frame": index, "time_s": index / fps})
     table["face_ok"] = frames["ok"]
     table["yaw_deg"] = frames["yaw_deg"]
     table["facing"] = np.where(frames["facing"] > 0, "left", np.where(frames["facing"] < 0, "right", ""))
@@ -624,11 +661,15 @@ def _load_scorer(config: GrimaceConfig) -> Any:
 def extract_grimace(poses: Any, session: Any, config: GrimaceConfig, *, video: Path | None = None) -> AssayResult:
     """Score one face session: selected frames, AU scores, session measures, rejected stretches."""
     scorer = _load_scorer(config)
-    table = score_frames(poses, video, config, fps=session.fps, roi=getattr(session, "roi", None), scorer=scorer)
+    step = frame_step(config, session.fps)
+    table = score_frames(
+        poses, video, config, fps=session.fps, roi=getattr(session, "roi", None), scorer=scorer, step=step
+    )
     stretches = rejected_stretches(table, session.fps)
     counts = {f"{r}_frames": int((table["reason"] == r).sum()) for r in REASONS}
     quality: dict[str, Any] = {
-        "frames": len(table),
+        "frames": len(table),  # examined: every frame_step-th of the recording
+        "frame_step": step,
         "eligible_frames": int((table["reason"] == "").sum()),
         "selected_frames": int(table["selected"].sum()),
         **counts,
@@ -729,7 +770,7 @@ def _report(context: ReportContext) -> list[ReportItem]:
             columns=("session", "frames", "selected", "mean score", "frames rejected (reason)"),
             rows=tuple(rows),
             caption="Frames chosen as human scorers choose them: face in view, in profile, sharp, not grooming.",
-        )
+        ),
     ]
 
 
@@ -798,8 +839,9 @@ def _methods(config: GrimaceConfig) -> str:
     return (
         f"Grimace: {scale} action units scored 0-2 from side-view face keypoints and face crops by {how}; "
         f"{every}, the best frame with the face in view (keypoint confidence >= {s.min_confidence:g}), within "
-        f"{s.max_yaw_deg:g} degrees of profile, sharp and not grooming; the session score is the mean over "
-        "those frames."
+        f"{s.max_yaw_deg:g} degrees of profile, sharp and not grooming"
+        + (f", among frames examined at {s.pose_fps:g} per second" if s.pose_fps else "")
+        + "; the session score is the mean over those frames."
     )
 
 
@@ -820,10 +862,17 @@ register_assay(
         ),
         keypoints=_keypoints,
         needs_video=True,
-        quality_figures=("frames", "eligible_frames", "selected_frames", *(f"{r}_frames" for r in REASONS)),
+        quality_figures=(
+            "frames",
+            "frame_step",
+            "eligible_frames",
+            "selected_frames",
+            *(f"{r}_frames" for r in REASONS),
+        ),
         methods=_methods,
         report=_report,
         labels={f"{r}_frames": f"frames rejected: {r.replace('_', ' ')}" for r in REASONS},
         description="Mouse / Rat Grimace Scale from side-view face keypoints and crops, frames chosen as scorers do",
+        pose_frame_step=frame_step,
     )
 )

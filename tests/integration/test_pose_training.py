@@ -259,6 +259,23 @@ def test_predict_video_streams_a_clip_and_cli_writes_dlc_files(trained, tmp_path
     assert np.median(err) < 3.0
 
 
+def test_predicting_every_kth_frame_gives_those_frames_poses_and_nan_between(trained, tmp_path):
+    from behavior.synthetic import simulate_clip, write_clip
+    from pose_models.inference import PoseEstimator
+
+    _, result, _ = trained
+    clip = simulate_clip("hargreaves", seed=43, latencies_s=[1.0])
+    video = write_clip(clip, tmp_path / "clip")["video"]
+    estimator = PoseEstimator.from_dir(result.model_dir)
+    every = estimator.predict_video(video)
+    third = estimator.predict_video(video, step=3)
+    assert third.sizes["time"] == every.sizes["time"] == clip.n_frames and third.attrs["frame_step"] == 3
+    kept = np.arange(0, clip.n_frames, 3)
+    np.testing.assert_allclose(third["position"].values[kept], every["position"].values[kept], atol=1e-6)
+    between = np.setdiff1d(np.arange(clip.n_frames), kept)
+    assert np.isnan(third["position"].values[between]).all() and np.isnan(third["confidence"].values[between]).all()
+
+
 def test_cli_train_evaluate_and_bad_labels(trained, tmp_path):
     root, _, _ = trained
     proc = subprocess.run(

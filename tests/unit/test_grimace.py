@@ -211,3 +211,32 @@ def test_scores_csv_takes_image_rows_beside_video_rows_and_asks_for_a_model(tmp_
     (tmp_path / "bad.csv").write_text("image,video,frame,animal,rater,orbital_tightening\n,v.mp4,,M2,R1,2\n")
     with pytest.raises(GrimaceError, match="line 2: expected an image, or a video and an integer frame"):
         gc.read_scores_csv(tmp_path / "bad.csv")
+
+
+def test_a_30_fps_session_examines_every_third_frame_and_keeps_recording_times(tmp_path, config):
+    """selection.pose_fps 10 at 30 fps: frames 0, 3, 6, ... are examined (face poses from video only there);
+    frame numbers, times and rejected stretches stay those of the recording, scores those of every frame."""
+    from behavior.features.grimace import frame_step, rejected_stretches
+
+    clip = simulate_clip("grimace", seed=4, duration_s=2.0, fps=30.0, eye_aperture=0.6,
+                         grooming_stretches_s=[(0.5, 1.0)])  # fmt: skip
+    paths = write_clip(clip, tmp_path)
+    assert frame_step(config, 30.0) == 3 and frame_step(config, 15.0) == 1 and frame_step(config, None) == 1
+    every = get_assay("grimace").load_config(["selection.frames_per_session=3", "selection.pose_fps=null"])
+    sampled = extract_grimace(clip.poses, clip.session, config, video=paths["video"])
+    full = extract_grimace(clip.poses, clip.session, every, video=paths["video"])
+    table = sampled.tables["grimace_frames"]
+    assert table["frame"].tolist() == list(range(0, clip.n_frames, 3))
+    np.testing.assert_allclose(table["time_s"], table["frame"] / 30.0)
+    assert sampled.quality["frame_step"] == 3 and sampled.quality["frames"] == len(table) == 20
+    assert set(table.loc[table["selected"], "frame"] % 3) == {0}
+    # the grooming stretch is found at its recorded time
+    groom = rejected_stretches(table, 30.0)
+    groom = groom[groom["reason"] == "grooming"]
+    assert len(groom) == 1 and abs(groom["start_s"].iloc[0] - 0.5) <= 0.1 and abs(groom["end_s"].iloc[0] - 1.0) <= 0.1
+    a = {m.measure: m.value for m in sampled.measures}
+    b = {m.measure: m.value for m in full.measures}
+    assert (
+        abs(a["mgs_orbital_tightening"] - b["mgs_orbital_tightening"]) < 0.15
+        and abs(a["mgs_score"] - b["mgs_score"]) < 0.15
+    )

@@ -71,6 +71,21 @@ def test_batches_cover_every_frame_once_in_order(clip):
     assert seen == list(range(90))
 
 
+def test_every_kth_frame_is_the_frame_a_full_decode_gives(clip):
+    """``step`` keeps the stream's frames (each frame's bar says its index) and only skips converting the rest."""
+    path, _ = clip
+    with VideoReader(path) as reader:
+        full = np.concatenate([b for _, b in reader.batches(batch_size=32)])
+    with VideoReader(path) as reader:
+        parts = list(reader.batches(batch_size=4, start=5, stop=80, step=3))
+        assert reader.frames_decoded == len(range(5, 80, 3))
+    idx = np.concatenate([i for i, _ in parts])
+    assert idx.tolist() == list(range(5, 80, 3)) and all(len(b) <= 4 for _, b in parts)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in parts]), full[idx])
+    with pytest.raises(ValueError, match="step >= 1"):
+        next(VideoReader(path).batches(step=0))
+
+
 def test_batches_from_the_middle_and_gray_crop(clip):
     path, _ = clip
     with VideoReader(path, gray=True, roi=LIGHT) as reader:
