@@ -9,8 +9,9 @@ session says which paw is injured (``side``), ``licking_ipsi_s``, ``licking_cont
 
 Frames without a body axis (snout or tail base lost for longer than the features bridge) are untracked
 (``tracked`` false and ``behavior`` ``none`` in the frame table, no probabilities): no behaviour is read
-from them, fractions are of the tracked frames, and times are the
-time seen in each behaviour. A session untracked for more than ``max_untracked_fraction`` of its frames
+from them or smoothed into the frames around them, fractions are of the tracked frames, and times are the
+time seen in each behaviour; a bout broken only by untracked frames is one bout (the animal was not seen
+to stop), its duration the time seen. A session untracked for more than ``max_untracked_fraction`` of its frames
 gets NaN measures with the reason; so do ipsi/contra licking measures when the licked paw is unknown
 (neither hind paw seen) in more than that share of the licking frames. With an ``expected_duration_s``,
 a longer session is scored over its first ``expected_duration_s`` and a shorter one (under 95 %) gets NaN
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from behavior.classifiers.bouts import NONE, UNTRACKED, labels_to_bouts
+from behavior.classifiers.bouts import NONE, UNTRACKED, seen_bouts
 from behavior.classifiers.features import FeatureSet, compute_features, window_frames
 from behavior.classifiers.model import TrainedClassifier
 from behavior.classifiers.roles import resolve_roles
@@ -155,9 +156,8 @@ def behaviour_measures(
     n = len(labels)
     tracked = labels != UNTRACKED
     n_tracked = int(tracked.sum())
-    untracked_fraction = 1 - n_tracked / n if n else 1.0
-    bouts = labels_to_bouts(labels, fps=fps)
-    bouts = bouts[bouts["behavior"] != UNTRACKED]
+    untracked_fraction = (n - n_tracked) / n if n else 1.0  # exact at the limit (1 - 7/10 > 0.3 in floats)
+    bouts = seen_bouts(labels, fps=fps)  # a tracking gap does not split a bout
     # why a session's measures cannot be read: (times and counts, fractions)
     void_all = void_counts = None
     if untracked_fraction > max_untracked_fraction:
@@ -276,8 +276,8 @@ def apply_classifier(
         poses = poses.isel(time=slice(0, expected_frames))  # score the planned length, no more
     feats = session_features(poses, clf, roles=roles, skeleton=skeleton, fps=fps, source=source)
     labels, proba = clf.predict(feats, source=source)
-    labels = np.where(np.isin(labels, chosen), labels, NONE).astype(object)
     tracked = feats.tracked if feats.tracked is not None else np.ones(len(labels), dtype=bool)
+    labels = np.where(np.isin(labels, chosen), labels, NONE).astype(object)
     labels[~tracked] = UNTRACKED
     # the frame table keeps its contract (a behaviour or 'none'); 'tracked' tells the unseen frames apart
     frames = pd.DataFrame(
@@ -289,8 +289,7 @@ def apply_classifier(
     paw = licked_paw(feats)
     if any(b in chosen for b in LICKING_BEHAVIOURS):
         frames["licked_paw"] = np.where(np.isin(labels, LICKING_BEHAVIOURS), paw, "")
-    bouts = labels_to_bouts(labels, fps=feats.fps)
-    bouts = bouts[bouts["behavior"] != UNTRACKED].reset_index(drop=True)
+    bouts = seen_bouts(labels, fps=feats.fps)
     missing = feats.quality.get("missing_after_interpolation_fraction", {})
     # a classifier without a hind-paw role cannot tell the licked paw at all
     hind_missing = max(float(missing.get("paw_lh", 1.0)), float(missing.get("paw_rh", 1.0)))
@@ -307,7 +306,7 @@ def apply_classifier(
     quality = {
         "n_frames": len(labels),
         "duration_s": round(len(labels) / feats.fps, 3),
-        "untracked_fraction": round(float(1 - tracked.mean()), 4),
+        "untracked_fraction": round(float((~tracked).mean()), 4),
         "hind_paw_untracked_fraction": round(hind_missing, 4),
         "body_length_px": round(feats.body_length_px, 3),
         "frames_without_body_axis": feats.quality["frames_without_body_axis"],

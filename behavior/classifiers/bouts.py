@@ -21,6 +21,7 @@ __all__ = [
     "bouts_to_labels",
     "labels_to_bouts",
     "runs",
+    "seen_bouts",
     "smooth_labels",
 ]
 
@@ -67,6 +68,24 @@ def labels_to_bouts(labels: Sequence[str] | np.ndarray, *, fps: float | None = N
     if fps is not None:
         out["start_s"] = np.round(out["start_frame"] / fps, 6)
         out["duration_s"] = np.round(out["n_frames"] / fps, 6)
+    return out
+
+
+def seen_bouts(labels: Sequence[str] | np.ndarray, *, fps: float | None = None) -> pd.DataFrame:
+    """The bouts of the frames in which the body is seen (:data:`UNTRACKED` frames left out).
+
+    Runs of one behaviour on both sides of an untracked stretch are one bout (the animal was not seen
+    to stop, so a tracking gap does not split a bout into two and halve its duration); ``start_frame``
+    and ``stop_frame`` are the recording's, ``n_frames`` and ``duration_s`` count the frames seen.
+    """
+    labels = np.asarray(labels, dtype=object).astype(str)
+    seen = np.flatnonzero(labels != UNTRACKED)
+    out = labels_to_bouts(labels[seen], fps=fps)
+    if len(seen):
+        out["start_frame"] = seen[out["start_frame"].to_numpy(np.int64)]
+        out["stop_frame"] = seen[out["stop_frame"].to_numpy(np.int64)]
+    if fps is not None:
+        out["start_s"] = np.round(out["start_frame"] / fps, 6)
     return out
 
 
@@ -157,8 +176,20 @@ def _moving_average(p: np.ndarray, width: int) -> np.ndarray:
     return (c[hi] - c[lo]) / (hi - lo)[:, None]
 
 
-def smooth_labels(proba: np.ndarray, smoothing: Smoothing) -> np.ndarray:
-    """Class codes per frame from probabilities ``(n_frames, n_classes)`` after bout smoothing."""
+def smooth_labels(proba: np.ndarray, smoothing: Smoothing, *, tracked: np.ndarray | None = None) -> np.ndarray:
+    """Class codes per frame from probabilities ``(n_frames, n_classes)`` after bout smoothing.
+
+    With ``tracked`` (per frame, whether the body is seen), each run of tracked frames is smoothed on
+    its own: the predictions of unseen frames (no features, so a guess) neither average into, fill the
+    gaps of nor absorb the short bouts of the frames around them. Untracked frames get code -1.
+    """
+    if tracked is not None:
+        tracked = np.asarray(tracked, dtype=bool)
+        codes = np.full(len(tracked), -1, dtype=np.int64)
+        starts, lengths, values = runs(tracked)
+        for s, n in zip(starts[values], lengths[values], strict=True):
+            codes[s : s + n] = smooth_labels(proba[s : s + n], smoothing)
+        return codes
     p = _moving_average(np.asarray(proba, dtype=float), smoothing.window_frames)
     codes = np.argmax(p, axis=1)
     if smoothing.max_gap_frames > 0:

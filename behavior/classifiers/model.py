@@ -408,10 +408,15 @@ class TrainedClassifier:
         return _full_proba(self.estimator, self.check_features(features, source=source), self.classes)
 
     def predict(self, features: FeatureSet, *, source: str = "poses") -> tuple[np.ndarray, np.ndarray]:
-        """``(labels, probabilities)`` per frame, labels after the classifier's bout smoothing."""
+        """``(labels, probabilities)`` per frame, labels after the classifier's bout smoothing.
+
+        Frames without a body axis (``features.tracked`` false) are labelled :data:`UNTRACKED` and left
+        out of the smoothing: each tracked stretch is smoothed on its own.
+        """
         proba = self.predict_proba(features, source=source)
-        codes = smooth_labels(proba, self.smoothing)
-        return np.asarray(self.classes, dtype=object)[codes], proba
+        codes = smooth_labels(proba, self.smoothing, tracked=features.tracked)
+        names = np.asarray([*self.classes, UNTRACKED], dtype=object)
+        return names[codes], proba
 
 
 def train_classifier(

@@ -172,6 +172,46 @@ def test_smoothing_drops_short_runs_and_merges_gaps():
     assert (out[:22] == 0).all() and (out[22:] == 2).all()
 
 
+def test_untracked_frames_are_smoothed_apart_from_the_tracked_ones():
+    """Frames 10-29 unseen (their guess 'b' is sure); the tracked frames around them lean to 'a' (0.6).
+
+    Smoothed as one track, the window averaged the guess into the tracked frames 8-9 and 30-31 ('b');
+    each tracked stretch is smoothed on its own, so they keep 'a' and the unseen frames get -1.
+    """
+    p_a = np.array([0.6, 0.4])
+    proba = np.array([p_a] * 10 + [[0.0, 1.0]] * 20 + [p_a] * 10)
+    tracked = np.r_[np.ones(10, bool), np.zeros(20, bool), np.ones(10, bool)]
+    smoothing = Smoothing(window_frames=5)
+    assert (smooth_labels(proba, smoothing)[8:10] == 1).all()  # the whole-track smoothing
+    out = smooth_labels(proba, smoothing, tracked=tracked)
+    assert (out[tracked] == 0).all() and (out[~tracked] == -1).all()
+    # a short bout beside an unseen stretch is not absorbed by the guess either
+    proba = np.array([[0.0, 1.0]] * 20 + [[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 2)
+    tracked = np.r_[np.zeros(20, bool), np.ones(5, bool)]
+    assert smooth_labels(proba, Smoothing(min_bout_frames=3), tracked=tracked)[20:23].tolist() == [0, 0, 0]
+
+
+def test_a_tracking_gap_does_not_split_a_bout_and_the_limit_is_exact():
+    from behavior.classifiers.apply import behaviour_measures
+    from behavior.classifiers.bouts import seen_bouts
+
+    # one 2 s licking bout with 1/3 s unseen in its middle: one bout of 2 s seen, not two of 1 s
+    labels = np.array(["none"] * 20 + ["licking"] * 30 + ["untracked"] * 10 + ["licking"] * 30 + ["none"] * 10)
+    m = {x.measure: x for x in behaviour_measures(labels, 30, ["licking", "flinching"], max_untracked_fraction=0.3)}
+    assert m["bouts_licking"].value == 1 and m["mean_bout_licking_s"].value == 2.0
+    assert m["time_licking_s"].value == 2.0
+    bouts = seen_bouts(labels, fps=30)
+    assert bouts[["behavior", "start_frame", "stop_frame", "n_frames"]].values.tolist() == [["licking", 20, 89, 60]]
+    flinch = np.array(["flinching"] * 6 + ["untracked"] * 3 + ["flinching"] * 6 + ["none"] * 85)
+    assert {x.measure: x.value for x in behaviour_measures(flinch, 30, ["flinching"])}["flinch_count"] == 1
+    # exactly at max_untracked_fraction (3 frames of 10 at 0.3) is not over it: measures stand
+    at = np.array(["none"] * 7 + ["untracked"] * 3)
+    measures = behaviour_measures(at, 30, ["licking"], max_untracked_fraction=0.3)
+    assert all(x.quality in ("ok", "no_bouts") for x in measures)
+    over = np.array(["none"] * 6 + ["untracked"] * 4)
+    assert np.isnan(behaviour_measures(over, 30, ["licking"], max_untracked_fraction=0.3)[0].value)
+
+
 def test_bouts_to_labels_round_trip():
     bouts = pd.DataFrame({"behavior": ["a", "b"], "start_frame": [0, 5], "stop_frame": [2, 9]})
     labels = bouts_to_labels(bouts, 12)
