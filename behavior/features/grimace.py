@@ -46,6 +46,7 @@ blob over the snout). The best eligible frame (sharpest, most confident) of ever
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -556,12 +557,56 @@ def rejected_stretches(frames: pd.DataFrame, fps: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["first_frame", "last_frame", "start_s", "end_s", "n_frames", "reason"])
 
 
-def frame_step(config: GrimaceConfig, fps: float | None) -> int:
-    """Frames from one examined frame to the next: ``fps // selection.pose_fps`` (at least 1; 1 without a rate)."""
-    rate = config.selection.pose_fps
-    if rate is None or fps is None or not np.isfinite(fps) or fps <= 0:
+def poses_frame_step(poses: Any) -> int:
+    """Every how many frames ``poses`` hold a prediction (``predict_video(step=k)``), 1 when every frame.
+
+    Their ``frame_step`` attribute or ``predict_video`` log entry says it while they are in memory or a
+    NetCDF file; a pose file of another format (DLC h5, as the pipeline saves them) keeps neither, so the
+    prediction's mark is read from the data: positions on exactly the frames ``0, k, 2k, ...`` (a network
+    places every keypoint on every frame it sees) and on no other frame.
+    """
+    attrs = getattr(poses, "attrs", {}) or {}
+    step = attrs.get("frame_step")
+    if step is None:
+        try:
+            log = json.loads(attrs.get("log") or "[]")
+        except (TypeError, ValueError):
+            log = []
+        entries = [e for e in log if isinstance(e, dict) and e.get("operation") == "predict_video"]
+        step = (entries[-1].get("parameters") or {}).get("frame_step") if entries else None
+    try:
+        if step is not None:
+            return max(1, int(step))
+    except (TypeError, ValueError):
+        pass
+    try:
+        pos = np.asarray(poses["position"].values, float)
+    except (KeyError, TypeError, AttributeError):
         return 1
-    return max(1, int(fps // rate))
+    seen = np.flatnonzero(np.isfinite(pos.reshape(pos.shape[0], -1)).any(axis=1))
+    if len(seen) < 3 or seen[0] != 0:
+        return 1
+    k = int(seen[1] - seen[0])
+    last = (pos.shape[0] - 1) // k * k
+    if k > 1 and np.array_equal(seen, np.arange(0, last + 1, k)):
+        return k
+    return 1
+
+
+def frame_step(config: GrimaceConfig, fps: float | None, poses: Any = None) -> int:
+    """Frames from one examined frame to the next: ``fps // selection.pose_fps`` (at least 1; 1 without a rate).
+
+    With ``poses`` predicted on every k-th frame only (:func:`poses_frame_step`), the step is a multiple of k
+    (the next one up): a frame without a prediction is not examined, nor counted as one without a face.
+    """
+    rate = config.selection.pose_fps
+    step = 1
+    if rate is not None and fps is not None and np.isfinite(fps) and fps > 0:
+        q = fps / rate
+        # 30 // 0.2 is 149 in floats: a quotient within rounding of a whole number is that number
+        step = max(1, round(q) if abs(q - round(q)) < 1e-6 else math.floor(q))
+    k = poses_frame_step(poses) if poses is not None else 1
+    return k * -(-step // k)
 
 
 def score_frames(
@@ -588,7 +633,9 @@ def score_frames(
     """
     pos, conf, names = _poses_arrays(poses)
     n_recorded = pos.shape[0]
-    index = np.arange(0, n_recorded, max(1, int(step)))
+    k = poses_frame_step(poses)  # poses predicted on every k-th frame: examine only frames that have one
+    step = k * -(-max(1, int(step)) // k)
+    index = np.arange(0, n_recorded, step)
     pos, conf = pos[index], conf[index]
     frames = head_frames(pos, conf, names, config.geometry, config.selection)
     if not frames["ok"].any():
@@ -607,7 +654,7 @@ def score_frames(
             config.selection,
             roi=roi,
             decode_threads=decode_threads,
-            step=max(1, int(step)),
+            step=step,
             n_frames=n_recorded,
         )
     else:
@@ -661,7 +708,7 @@ def _load_scorer(config: GrimaceConfig) -> Any:
 def extract_grimace(poses: Any, session: Any, config: GrimaceConfig, *, video: Path | None = None) -> AssayResult:
     """Score one face session: selected frames, AU scores, session measures, rejected stretches."""
     scorer = _load_scorer(config)
-    step = frame_step(config, session.fps)
+    step = frame_step(config, session.fps, poses)
     table = score_frames(
         poses, video, config, fps=session.fps, roi=getattr(session, "roi", None), scorer=scorer, step=step
     )

@@ -240,3 +240,33 @@ def test_a_30_fps_session_examines_every_third_frame_and_keeps_recording_times(t
         abs(a["mgs_orbital_tightening"] - b["mgs_orbital_tightening"]) < 0.15
         and abs(a["mgs_score"] - b["mgs_score"]) < 0.15
     )
+
+
+def test_poses_predicted_on_every_kth_frame_are_examined_only_there(tmp_path):
+    """A pose file from a run that predicted every 3rd frame (NaN between; saved as DLC h5, as the pipeline
+    saves them, which keeps neither its frame_step nor its log) scored with pose_fps null or 15: before, the
+    unpredicted frames were examined and counted as frames without a face (2 of 3)."""
+    from behavior.features.grimace import frame_step, poses_frame_step
+    from pose_models.io import load_poses, save_poses
+    from pose_models.poses import append_log
+
+    clip = simulate_clip("grimace", seed=4, duration_s=2.0, fps=30.0, eye_aperture=0.6,
+                         grooming_stretches_s=[(0.5, 1.0)])  # fmt: skip
+    paths = write_clip(clip, tmp_path)
+    sparse = clip.poses.copy(deep=True)
+    keep = np.arange(clip.n_frames) % 3 == 0
+    sparse["position"].values[~keep] = np.nan
+    sparse["confidence"].values[~keep] = np.nan
+    sparse = load_poses(save_poses(sparse, tmp_path / "sparse.h5"), fps=30.0)
+    every = get_assay("grimace").load_config(["selection.pose_fps=null"])
+    dense = extract_grimace(clip.poses, clip.session, get_assay("grimace").load_config(), video=paths["video"])
+    for config in (every, get_assay("grimace").load_config(["selection.pose_fps=15"])):
+        got = extract_grimace(sparse, clip.session, config, video=paths["video"])
+        table = got.tables["grimace_frames"]
+        assert table["frame"].tolist() == list(range(0, clip.n_frames, 3)) and got.quality["frame_step"] == 3
+        assert got.quality["no_face_frames"] == dense.quality["no_face_frames"]
+    assert poses_frame_step(sparse) == 3 and poses_frame_step(clip.poses) == 1
+    assert poses_frame_step(append_log(clip.poses, "predict_video", frame_step=5)) == 5
+    # a rate whose quotient is whole up to rounding: 30 fps / 0.2 per second is every 150th frame, not 149th
+    assert frame_step(get_assay("grimace").load_config(["selection.pose_fps=0.2"]), 30.0) == 150
+    assert frame_step(get_assay("grimace").load_config(["selection.pose_fps=0.1"]), 30.0) == 300
