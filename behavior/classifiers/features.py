@@ -97,7 +97,10 @@ def _role_arrays(
     pos = poses["position"]
     if "individuals" in pos.dims:
         pos = pos.isel(individuals=0)
-    conf_da = poses["confidence"]
+    if "confidence" in poses:
+        conf_da = poses["confidence"]
+    else:  # a tracker that stores no scores: a point is as sure as it is there
+        conf_da = xr.full_like(poses["position"].isel(space=0, drop=True), np.nan)
     if "individuals" in conf_da.dims:
         conf_da = conf_da.isel(individuals=0)
     names = [str(k) for k in poses["keypoints"].values]

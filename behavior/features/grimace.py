@@ -537,7 +537,8 @@ def rejected_stretches(frames: pd.DataFrame, fps: float) -> pd.DataFrame:
     """Runs of consecutive frames rejected for the same reason: first/last frame, times, count, reason."""
     reason = frames["reason"].to_numpy(object)
     index = frames["frame"].to_numpy(int) if "frame" in frames else np.arange(len(reason))
-    step = int(np.diff(index).min()) if len(index) > 1 else 1  # frames between two examined ones
+    # frames between two examined ones: score_frames records it (a one-row table has no difference to read)
+    step = int(frames.attrs.get("frame_step") or (np.diff(index).min() if len(index) > 1 else 1))
     rows = []
     start = 0
     for i in range(1, len(reason) + 1):
@@ -674,6 +675,7 @@ def score_frames(
     scores = scores.where(pd.Series(eligible, index=scores.index), np.nan, axis=0)
     table = pd.concat([table, scores], axis=1)
     table["score"] = scores.mean(axis=1, skipna=False)
+    table.attrs["frame_step"] = int(step)
     return table
 
 

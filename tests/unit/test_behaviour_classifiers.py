@@ -380,3 +380,14 @@ def test_short_sessions_and_a_reserved_label_are_refused(trained):
     labels[:30] = "untracked"
     with pytest.raises(ValueError, match="the label 'untracked' is reserved"):
         labelled_session(clips[1].poses, labels, group="a")
+
+
+def test_poses_without_a_confidence_variable_are_scored_as_seen(trained):
+    """A tracker that stores no scores (the Python API takes such a dataset): a KeyError traceback before."""
+    clips, clf, _ = trained
+    bare = clips[0].poses.drop_vars("confidence")
+    a = apply_classifier(clf, bare, side="left")
+    sure = clips[0].poses.copy(deep=True)
+    sure["confidence"].values[:] = 1.0
+    b = apply_classifier(clf, sure, side="left")
+    pd.testing.assert_frame_equal(a.frames, b.frames)

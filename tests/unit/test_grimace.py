@@ -270,3 +270,12 @@ def test_poses_predicted_on_every_kth_frame_are_examined_only_there(tmp_path):
     # a rate whose quotient is whole up to rounding: 30 fps / 0.2 per second is every 150th frame, not 149th
     assert frame_step(get_assay("grimace").load_config(["selection.pose_fps=0.2"]), 30.0) == 150
     assert frame_step(get_assay("grimace").load_config(["selection.pose_fps=0.1"]), 30.0) == 300
+
+
+def test_a_one_row_stretch_of_a_sampled_session_spans_its_step():
+    from behavior.features.grimace import rejected_stretches
+
+    table = pd.DataFrame({"frame": [9], "reason": ["grooming"]})
+    table.attrs["frame_step"] = 3  # as score_frames records it
+    (row,) = rejected_stretches(table, 30.0).to_dict("records")
+    assert row["start_s"] == pytest.approx(0.3) and row["end_s"] == pytest.approx(0.4)
