@@ -283,6 +283,22 @@ class SideViewParams(BaseModel):
     joint_angles: list[JointAngleSpec] = Field(default_factory=_default_angles)
 
 
+class TreadmillParams(BaseModel):
+    """A bottom view of an animal on a belt or wheel (head-fixed or held in place): the belt's motion is
+    added back to every keypoint, so a paw on the belt is still and the body walks at the belt's speed,
+    and the walkway analysis applies unchanged."""
+
+    model_config = ConfigDict(extra="forbid")
+    speed_mm_s: float | Literal["auto"] | None = Field(
+        None,
+        description="belt speed; 'auto': the commonest backward paw speed (paws in stance move with the belt); "
+        "None: not on a treadmill",
+    )
+    heading: Literal["auto", "+x", "-x", "+y", "-y"] = Field(
+        "auto", description="where the animal faces in the image; auto: the tail base -> snout axis"
+    )
+
+
 class GaitConfig(BaseModel):
     """``configs/assays/gait.yaml``."""
 
@@ -292,6 +308,7 @@ class GaitConfig(BaseModel):
     paw_keypoints: dict[Literal["left_fore", "right_fore", "left_hind", "right_hind"], str] = Field(
         default_factory=lambda: {p: p for p in PAWS}
     )
+    treadmill: TreadmillParams = TreadmillParams()
     body_length_mm: float | None = Field(None, gt=0, description="None = median snout - tail-base distance")
     default_body_length_mm: float = Field(80.0, gt=0, description="when neither is known (a mouse)")
     min_strides_per_paw: int = Field(1, ge=1)
@@ -412,6 +429,89 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and inclusive end indices of the True runs of ``mask``."""
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+
+
+def _heading(body: Mapping[str, np.ndarray], params: TreadmillParams) -> np.ndarray:
+    """Unit vector (image axes) the animal faces: the config's, or the median tail base -> snout direction."""
+    fixed = {"+x": (1.0, 0.0), "-x": (-1.0, 0.0), "+y": (0.0, 1.0), "-y": (0.0, -1.0)}
+    if params.heading != "auto":
+        return np.array(fixed[params.heading])
+    if "snout" in body and "tailbase" in body:
+        axis = body["snout"] - body["tailbase"]
+        axis = axis[np.isfinite(axis).all(axis=1)]
+        if len(axis) >= 10:
+            u = np.median(axis / np.linalg.norm(axis, axis=1, keepdims=True).clip(1e-9), axis=0)
+            if np.linalg.norm(u) > 0.5:  # a steady axis (head-fixed or held in a lane)
+                return u / np.linalg.norm(u)
+    raise GaitError(
+        "treadmill: expected snout and tail base to find where the animal faces, got none steady "
+        "(set treadmill.heading to +x, -x, +y or -y)"
+    )
+
+
+def belt_speed_mm_s(tracks: Mapping[str, np.ndarray], heading: np.ndarray, fps: float, px_per_mm: float) -> float:
+    """The belt's speed from the paws: the commonest speed backwards along ``heading`` (paws in stance
+    move with the belt, most of the time; swings are forward and spread out).
+
+    Raises
+    ------
+    GaitError
+        When the paws hardly move backwards (no belt, or no tracking).
+    """
+    back = []
+    for xy in tracks.values():
+        if len(xy) < 3:
+            continue
+        v = -(np.gradient(xy, axis=0) @ heading) * fps / px_per_mm  # mm/s, positive = backwards
+        back.append(v[np.isfinite(v)])
+    v = np.concatenate(back) if back else np.zeros(0)
+    v = v[v > 0]
+    if v.size < 20:
+        raise GaitError(
+            f"treadmill: expected paws moving back with the belt, got {v.size} backward paw frames "
+            "(give treadmill.speed_mm_s)"
+        )
+    hi = float(np.percentile(v, 99))
+    counts, edges = np.histogram(v, bins=40, range=(0.0, hi))
+    k = int(np.argmax(counts))
+    near = v[(v >= edges[max(k - 1, 0)]) & (v <= edges[min(k + 2, len(edges) - 1)])]
+    return float(np.median(near))
+
+
+def on_the_belt(
+    tracks: Mapping[str, np.ndarray],
+    body: Mapping[str, np.ndarray],
+    fps: float,
+    px_per_mm: float,
+    params: TreadmillParams,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Add the belt's motion back to every track: ``x + v t`` along the heading, so stance is still.
+
+    Returns the shifted paw and body tracks and ``{"speed_mm_s", "speed_source", "heading"}``.
+    """
+    heading = _heading(body, params)
+    if params.speed_mm_s == "auto":
+        speed, source = belt_speed_mm_s(tracks, heading, fps, px_per_mm), "auto"
+    else:
+        speed, source = float(params.speed_mm_s), "config"
+    n = len(next(iter(tracks.values())))
+    shift = (np.arange(n) / fps * speed * px_per_mm)[:, None] * heading[None, :]
+    moved = {k: v + shift for k, v in tracks.items()}
+    body_moved = {k: v + shift for k, v in body.items()}
+    return moved, body_moved, {"speed_mm_s": round(speed, 3), "speed_source": source, "heading": heading.tolist()}
+
+
+def _held_in_place_hint(
+    tracks: Mapping[str, np.ndarray], n_strides: int, fps: float, px_per_mm: float, bl: float, belt: Any
+) -> str:
+    """A hint for the no-bout error when the paws never stand still although they move all the time: the
+    floor moves under them (a belt or wheel)."""
+    if belt is not None or n_strides > 0:
+        return ""
+    paw_speed = [np.nanmedian(np.hypot(*np.gradient(xy, axis=0).T)) * fps / px_per_mm for xy in tracks.values()]
+    if not np.isfinite(paw_speed).any() or np.nanmedian(paw_speed) < 0.5 * bl:
+        return ""
+    return "; the body stays in place while the paws step: on a belt or wheel set treadmill.speed_mm_s (or auto)"
 
 
 def body_length_mm(body: Mapping[str, np.ndarray], px_per_mm: float, config: GaitConfig) -> tuple[float, str]:
@@ -836,6 +936,9 @@ def analyse_gait(
         )
     tracks, body, used = paw_tracks(poses, config)
     n = len(next(iter(tracks.values())))
+    belt = None
+    if config.treadmill.speed_mm_s is not None:
+        tracks, body, belt = on_the_belt(tracks, body, fps, px_per_mm, config.treadmill)
     bl, bl_source = body_length_mm(body, px_per_mm, config)
     p = config.contacts
     unit = "run" if config.mode == "walkway" else "bout"
@@ -890,6 +993,7 @@ def analyse_gait(
             f"({config.bouts.min_speed_bl_s * bl:.0f} mm/s) turning <= {config.bouts.max_turn_deg_s:g} deg/s "
             f"with >= {config.bouts.min_strides} strides, got "
             + (why if why else f"none in {n} frames ({n / fps:.2f} s)")
+            + _held_in_place_hint(tracks, len(strides), fps, px_per_mm, bl, belt)
         )
     stances["in_kept_bout"] = stances["bout"].isin(kept)
     strides = strides[strides["bout"].isin(kept)].reset_index(drop=True)
@@ -901,6 +1005,8 @@ def analyse_gait(
     use = stances["complete"].astype(bool) & stances["in_kept_bout"]
     if video is None:
         print_reason = "no_video"
+    elif belt is not None:  # a print moves with the belt under a paw in stance: no fixed place to read it
+        print_reason = "treadmill"
     elif not config.prints.enabled:
         print_reason = "prints_disabled"
     else:
@@ -1022,6 +1128,9 @@ def analyse_gait(
         "prints": print_reason or "ok",
         "keypoints": used,
     }
+    if belt is not None:
+        quality["treadmill_speed_mm_s"] = belt["speed_mm_s"]
+        quality["treadmill_speed_source"] = belt["speed_source"]
     if progress is not None:
         progress(1.0)
     return GaitAnalysis(stances, strides, bouts, state, summary, sess, quality)

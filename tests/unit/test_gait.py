@@ -281,3 +281,36 @@ def test_config_is_strict():
     with pytest.raises(AssayConfigError, match="contacts.stance_speed"):
         spec.load_config(["contacts.stance_speed=1"])
     assert spec.load_config(["mode=open-field"]).mode == "open-field"
+
+
+def test_an_animal_held_on_a_belt_gives_the_walks_figures(long_walk):
+    """The same walk with the body held in place and the floor moving back under it (a treadmill or wheel,
+    a head-fixed mouse): with the belt speed given or found from the paws, stance, swing, duty, cadence,
+    stride and phase are the walkway's; without it the error says what to set."""
+    cfg = GaitConfig()
+    walk = analyse_gait(long_walk.poses, FPS, PPM, cfg)
+    speed = float(long_walk.truth["speed_mm_s"])
+    held = long_walk.poses.copy(deep=True)
+    t = np.arange(held.sizes["time"]) / FPS
+    xy = held["position"].sel(keypoints="tailbase").values[:, :2, 0]
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    u = (xy[-1] - xy[0]) / np.linalg.norm(xy[-1] - xy[0])  # the way it walks (a diagonal)
+    held["position"].values[:, :2] -= (speed * PPM * t)[:, None, None, None] * u[None, :, None, None]
+    with pytest.raises(GaitError, match="on a belt or wheel set treadmill.speed_mm_s"):
+        analyse_gait(held, FPS, PPM, cfg)
+    keys = ("duty_cycle", "cadence_hz", "stride_length_mm", "phase_lf_rh", "phase_lh_rh")
+    for speed_setting in (speed, "auto"):
+        belt = analyse_gait(held, FPS, PPM, GaitConfig(treadmill={"speed_mm_s": speed_setting}))
+        assert belt.quality["treadmill_speed_mm_s"] == pytest.approx(speed, rel=0.03)
+        assert belt.quality["prints"] == "no_video"
+        for k in keys:
+            assert belt.session[k][0] == pytest.approx(walk.session[k][0], rel=0.05, abs=0.02), k
+        for paw in PAWS:
+            for k in ("stance_duration_s", "swing_duration_s"):
+                got, want = belt.paw_summary[paw][k][0], walk.paw_summary[paw][k][0]
+                assert got == pytest.approx(want, rel=0.05), (paw, k)
+    # a belt with paws that hardly move back: say so rather than guess a speed
+    still = held.copy(deep=True)
+    still["position"].values[:] = still["position"].values[:1]
+    with pytest.raises(GaitError, match="expected paws moving back with the belt"):
+        analyse_gait(still, FPS, PPM, GaitConfig(treadmill={"speed_mm_s": "auto"}))
