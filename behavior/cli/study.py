@@ -271,6 +271,10 @@ def demo(
         # 0.3-0.65 while lying within 2.6 px of the truth (95th percentile). At the default 0.5 some 40 %
         # of them would count as untracked and most Hargreaves trials would be left unscored.
         overrides = ["withdrawal.min_confidence=0.3"]
+        if "grimace" in assays:
+            # Likewise the 40-epoch face model: its whisker-base points score 0.4-0.5 (within 1.5-3 px of the
+            # truth), and at the default 0.5 a third of the sessions read as grooming, all frames rejected.
+            overrides.append("grimace.selection.min_confidence=0.35")
         if "pain_box" in assays:
             # the pain-box sessions are scored from their pose files by a classifier of planted labels
             from behavior.synthetic.pain_box import train_synthetic_classifier
