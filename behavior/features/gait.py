@@ -48,6 +48,7 @@ Method
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -506,9 +507,11 @@ def _held_in_place_hint(
 ) -> str:
     """A hint for the no-bout error when the paws never stand still although they move all the time: the
     floor moves under them (a belt or wheel)."""
-    if belt is not None or n_strides > 0:
-        return ""
-    paw_speed = [np.nanmedian(np.hypot(*np.gradient(xy, axis=0).T)) * fps / px_per_mm for xy in tracks.values()]
+    if belt is not None or n_strides > 0 or min(len(xy) for xy in tracks.values()) < 3:
+        return ""  # a recording of a frame or two says nothing about a belt
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an untracked paw: all-NaN median
+        paw_speed = [np.nanmedian(np.hypot(*np.gradient(xy, axis=0).T)) * fps / px_per_mm for xy in tracks.values()]
     if not np.isfinite(paw_speed).any() or np.nanmedian(paw_speed) < 0.5 * bl:
         return ""
     return "; the body stays in place while the paws step: on a belt or wheel set treadmill.speed_mm_s (or auto)"
