@@ -114,15 +114,6 @@ def _poses_for(
     return poses, poses_path
 
 
-def _video_fps(video: Path | None) -> float | None:
-    """The frame rate of a session's video, when the session gives none."""
-    if video is None:
-        return None
-    from pose_models.video import probe_video
-
-    return probe_video(video).fps or None
-
-
 def _takes_progress(extract: Callable[..., Any]) -> bool:
     """Whether an extractor accepts ``progress=`` (a callable taking the fraction done, 0-1)."""
     try:
@@ -184,7 +175,7 @@ def run_session(
     if spec.needs_poses or (
         spec.poses_optional and (has_poses or (session.video is not None and (session.model or model) is not None))
     ):
-        step = spec.frame_step(config, session.fps or _video_fps(session.video))
+        step = spec.frame_step(config, session.fps)
         poses, poses_path = _poses_for(session, work_dir, model, threads, progress, predicted_poses, step)
         if spec.keypoints is not None:
             have = {str(k) for k in poses["keypoints"].values}
