@@ -324,7 +324,11 @@ def train_model(
     torch.manual_seed(seed)
     model = PoseNet(len(frames.keypoint_names), config, pretrained=pretrained).to(dev)
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    if train_cfg.frozen_layers and not (config.pretrained if pretrained is None else pretrained):
+        raise ValueError("train.frozen_layers needs pretrained weights: frozen random layers learn nothing")
+    model.freeze_backbone(train_cfg.frozen_layers)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(fit_idx) / train_cfg.batch_size))
     total_steps = n_epochs * steps_per_epoch
     warmup = min(3 * steps_per_epoch, total_steps // 10 + 1)

@@ -104,7 +104,9 @@ def test_calibration_from_still_images_through_a_face_model(tmp_path):
 
     torch.set_num_threads(2)
     # a small face model (8 clips, 15 epochs, ~25 s): the test is of the image path, not of the model's accuracy
-    config = ModelConfig(input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=15, lr=2e-3, patience_epochs=15))
+    config = ModelConfig(
+        input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=15, lr=2e-3, patience_epochs=15, frozen_layers=5)
+    )
     model = tmp_path / "face_model"
     train_model(labelled_frames(assays=("grimace",), n_clips=8, seed=5), model, config, seed=0)
 

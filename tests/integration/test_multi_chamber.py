@@ -102,7 +102,7 @@ def model_dir(rig, tmp_path_factory) -> Path:
     config = ModelConfig(
         input_scale=1.0,
         neck_channels=32,
-        train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, val_fraction=0.0, patience_epochs=30),
+        train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, val_fraction=0.0, patience_epochs=30, frozen_layers=5),
     )
     out = tmp_path_factory.mktemp("pose_model") / "model"
     train_model(frames, out, config, seed=0, test_fraction=0.02)

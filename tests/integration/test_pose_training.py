@@ -57,7 +57,9 @@ def trained(tmp_path_factory):
     torch.set_num_threads(2)
     root = _dlc_project(tmp_path_factory.mktemp("project"))
     config = ModelConfig(
-        input_scale=1.0, neck_channels=32, train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, patience_epochs=30)
+        input_scale=1.0,
+        neck_channels=32,
+        train=TrainConfig(epochs=30, batch_size=8, lr=2e-3, patience_epochs=30, frozen_layers=5),
     )
     losses: list[float] = []
     result = train_model(
@@ -381,6 +383,35 @@ def test_same_seed_gives_the_same_model_even_beside_a_busy_process(small_project
     meta = yaml.safe_load((tmp_path / "a" / "model.yaml").read_text())
     assert meta["stopped_by"] == "schedule" and meta["epochs_run"] == meta["epochs_planned"] == 4
     assert meta["best_val_error_px"] is None
+
+
+def test_frozen_layers_keep_their_imagenet_weights_and_statistics_while_the_rest_learns(small_project, tmp_path):
+    import torch
+
+    from pose_models.nets.model import ModelConfig, PoseNet, TrainConfig
+    from pose_models.train import train_model
+
+    config = ModelConfig(
+        input_scale=0.5, neck_channels=16, train=TrainConfig(epochs=2, batch_size=4, val_fraction=0, frozen_layers=3)
+    )
+    train_model(small_project, tmp_path / "m", config)
+    trained = _weights(tmp_path / "m")
+    fresh = PoseNet(3, config).state_dict()  # the ImageNet weights, untrained
+    frozen = [k for k in fresh if k.startswith(("backbone.stem.", "backbone.blocks.0.", "backbone.blocks.1."))]
+    learning = [k for k in fresh if k.startswith("backbone.blocks.2.") and fresh[k].is_floating_point()]
+    # weights, biases and the batch norms' running statistics of the stem and blocks 0-1 are untouched
+    assert frozen and any("running_mean" in k for k in frozen)
+    assert all(torch.equal(trained[k], fresh[k]) for k in frozen)
+    assert any(not torch.equal(trained[k], fresh[k]) for k in learning)  # the comparison can fail
+
+    model = PoseNet(3, config)
+    model.freeze_backbone(3)
+    model.train()
+    assert not model.backbone.stem.training and model.backbone.blocks[3].training
+    with pytest.raises(ValueError, match="frozen_layers in 0..12"):
+        model.freeze_backbone(13)
+    with pytest.raises(ValueError, match="needs pretrained weights"):
+        train_model(small_project, tmp_path / "r", config, pretrained=False)
 
 
 def test_a_run_killed_mid_way_and_resumed_ends_as_an_uninterrupted_one(small_project, tmp_path):
