@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from pose_models.config import parse_yaml
 from pose_models.data import load_labelled_frames
 from pose_models.inference import PoseEstimator
 
@@ -112,7 +112,7 @@ def evaluate_model(
         The figures written to ``MODEL_DIR/evaluation.json`` (and per-keypoint errors to ``errors.csv``).
     """
     model_dir = Path(model_dir)
-    meta = yaml.safe_load((model_dir / "model.yaml").read_text()) if (model_dir / "model.yaml").is_file() else None
+    meta = parse_yaml((model_dir / "model.yaml").read_text()) if (model_dir / "model.yaml").is_file() else None
     if meta is None:
         raise FileNotFoundError(f"{model_dir}: expected a trained model directory with model.yaml")
     split = json.loads((model_dir / "split.json").read_text())

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import cv2
 import numpy as np
 import xarray as xr
-import yaml
 
+from pose_models.config import parse_yaml
 from pose_models.geometry import preprocess, to_original
 from pose_models.nets.decoding import decode
 from pose_models.poses import append_log, from_numpy
@@ -246,7 +246,7 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
     missing = [f for f in ("model.yaml", "weights.pt") if not (model_dir / f).is_file()]
     if missing:
         raise ModelDirError(f"{model_dir}: expected a trained model (model.yaml, weights.pt), missing {missing}")
-    return yaml.safe_load((model_dir / "model.yaml").read_text())
+    return parse_yaml((model_dir / "model.yaml").read_text())
 
 
 class PoseEstimator:

@@ -28,6 +28,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pose_models.config import parse_yaml
+
 __all__ = ["OUTSIDE", "RESERVED_ZONE_NAMES", "UNTRACKED", "ZoneError", "Zones", "load_zones", "zone_labels"]
 
 #: Label of a body centre in no zone, and of a frame without a body centre.
@@ -198,7 +200,7 @@ def load_zones(name_or_path: str | Path) -> Zones:
         known = sorted(q.stem for q in (config_dir() / "rigs").glob("*.yaml"))
         raise ZoneError(f"zones file not found: {name_or_path} (expected a .yaml path or a rig among {known})")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = parse_yaml(p.read_text())
     except yaml.YAMLError as exc:
         raise ZoneError(f"{p}: expected YAML, got a parse error: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):
