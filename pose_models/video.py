@@ -11,7 +11,8 @@ This lives in ``pose_models`` because pose inference streams video and imports r
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,10 @@ def _open_capture(path: Path, decode_threads: int | None = None) -> cv2.VideoCap
 def probe_video(path: str | Path) -> VideoInfo:
     """Open a video, check that its first and last frames decode, and report what it holds.
 
+    The proof that the last frame decodes costs a seek (decoding from the last keyframe); a session's
+    scoring asks several times about the same file, so the answer is kept for as long as the file's
+    size and modification time stay the same.
+
     Raises
     ------
     VideoError
@@ -178,6 +183,21 @@ def probe_video(path: str | Path) -> VideoInfo:
         frame cannot be decoded).
     """
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return _probe_video(path)  # raises the clear error for a missing file
+    info = _probe_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return replace(info, path=path)
+
+
+@lru_cache(maxsize=256)
+def _probe_cached(path: str, size: int, mtime_ns: int) -> VideoInfo:
+    """:func:`_probe_video` of a file in one state (``size``, ``mtime_ns`` are part of the key)."""
+    return _probe_video(Path(path))
+
+
+def _probe_video(path: Path) -> VideoInfo:
     cap = _open_capture(path)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS))
