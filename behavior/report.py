@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from behavior.battery import BatteryConfig, battery_table, completeness
 from behavior.stats import HOLM_FAMILY, analyse_measures, is_baseline, timepoint_order
 
 __all__ = ["read_unblind_key", "render_report", "trial_counts_table", "write_outputs"]
+
 
 def trial_counts_table(quality: pd.DataFrame) -> pd.DataFrame:
     """Trials per session and measure by outcome, from the sessions' ``trial_counts`` quality records.
@@ -79,6 +83,14 @@ def _png(fig) -> str:
 
 def _stars(p: float) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def _time_course_task(task: tuple[str, str, pd.DataFrame, pd.DataFrame], **kwargs: Any) -> str:
+    """:func:`_time_course` of one ``(measure, label, data, stats)``, in this or a worker process."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return _time_course(*task, **kwargs)
 
 
 def _time_course(
@@ -250,11 +262,13 @@ def render_report(
     provenance: dict[str, Any] | None = None,
     parameters: dict[str, Any] | None = None,
     out_dir: Path | None = None,
+    map_fn: Callable[..., Iterable[str]] = map,
 ) -> str:
     """The report as one HTML string (see the module docstring).
 
     ``out_dir`` is the scored study's folder (``sessions/<id>/<table>.csv``), for assays whose report
-    hook draws from per-session tables.
+    hook draws from per-session tables. ``map_fn`` draws the per-measure figures (a process pool's
+    ``map`` spreads them over cores).
     """
     import matplotlib
 
@@ -269,19 +283,19 @@ def render_report(
     timepoints = timepoint_order(measures["timepoint"], config.baseline_timepoint) if not measures.empty else []
     info = config.measure_info()
     per_animal = measures.groupby(["measure", "animal_id", "group", "timepoint"], as_index=False)["value"].mean()
-    figures, lmm_rows = [], []
+    lmm_rows = []
     measure_order = [c.split(".", 1)[1] for c in battery.columns if "." in c]
     domain_of = dict(zip(measures["measure"], measures["domain"], strict=False))
+    drawn = []
     for m in measure_order:
         label = info[m].label if m in info and info[m].label else m
         data = per_animal[per_animal["measure"] == m]
         if data["value"].notna().any():
-            figures.append(
-                {
-                    "label": label,
-                    "png": _time_course(m, label, data, stats, groups, timepoints, control, names),
-                }
-            )
+            drawn.append((m, label, data, stats[stats["measure"] == m]))
+    pngs = map_fn(partial(_time_course_task, groups=groups, timepoints=timepoints, control=control, names=names), drawn)
+    figures = [{"label": label, "png": png} for (_, label, _, _), png in zip(drawn, pngs, strict=True)]
+    for m in measure_order:
+        label = info[m].label if m in info and info[m].label else m
         row = stats[(stats["measure"] == m) & (stats["analysis"] == "lmm_group_x_time")]
         if not row.empty:
             r = row.iloc[0]
@@ -406,13 +420,60 @@ def write_outputs(
     provenance: dict[str, Any] | None = None,
     parameters: dict[str, Any] | None = None,
     title: str = "painbattery report",
+    n_jobs: int = 1,
 ) -> dict[str, Path]:
-    """Compute the battery and statistics and write every output file; returns their paths."""
+    """Compute the battery and statistics and write every output file; returns their paths.
+
+    ``n_jobs`` worker processes fit the per-measure models and draw the figures (the outputs do not
+    depend on it).
+    """
+    with _process_map(n_jobs) as map_fn:
+        return _write_outputs(
+            out_dir,
+            measures,
+            quality,
+            failures,
+            config=config,
+            unblind=unblind,
+            provenance=provenance,
+            parameters=parameters,
+            title=title,
+            map_fn=map_fn,
+        )
+
+
+@contextmanager
+def _process_map(n_jobs: int) -> Iterator[Callable[..., Iterable[Any]]]:
+    """``map`` over ``n_jobs`` spawned processes (the built-in ``map`` for one)."""
+    if n_jobs <= 1:
+        yield map
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawned, not forked: the parent may hold torch / ONNX Runtime threads that a fork would copy mid-state
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda fn, items: list(pool.map(fn, items))
+
+
+def _write_outputs(
+    out_dir: str | Path,
+    measures: pd.DataFrame,
+    quality: pd.DataFrame,
+    failures: pd.DataFrame,
+    *,
+    config: BatteryConfig | None,
+    unblind: dict[str, str] | None,
+    provenance: dict[str, Any] | None,
+    parameters: dict[str, Any] | None,
+    title: str,
+    map_fn: Callable[..., Iterable[Any]],
+) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = config or BatteryConfig.load("default")
     battery = battery_table(measures, config)
-    stats = analyse_measures(measures, baseline=config.baseline_timepoint, alpha=config.alpha)
+    stats = analyse_measures(measures, baseline=config.baseline_timepoint, alpha=config.alpha, map_fn=map_fn)
     paths = {
         "measures": out / "measures.csv",
         "battery": out / "battery.csv",
@@ -445,6 +506,7 @@ def write_outputs(
             provenance=provenance,
             parameters=parameters,
             out_dir=out,
+            map_fn=map_fn,
         )
     )
     return paths

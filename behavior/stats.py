@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import combinations
 
 import numpy as np
@@ -357,17 +358,32 @@ def analyse_measure(df: pd.DataFrame, measure: str, *, baseline: str = "baseline
     return out[list(STATS_COLUMNS)]
 
 
-def analyse_measures(measures: pd.DataFrame, *, baseline: str = "baseline", alpha: float = 0.05) -> pd.DataFrame:
-    """:func:`analyse_measure` for every measure of a long Measures table (one value per animal x timepoint)."""
-    frames = []
+def analyse_measures(
+    measures: pd.DataFrame,
+    *,
+    baseline: str = "baseline",
+    alpha: float = 0.05,
+    map_fn: Callable[..., Iterable[pd.DataFrame]] = map,
+) -> pd.DataFrame:
+    """:func:`analyse_measure` for every measure of a long Measures table (one value per animal x timepoint).
+
+    ``map_fn`` runs the per-measure analyses (a process pool's ``map`` spreads them over cores; the
+    result is the same).
+    """
+    tasks = []
     for measure, g in measures.groupby("measure", sort=True):
         per_animal = g.groupby(["animal_id", "group", "timepoint"], as_index=False)["value"].mean()
-        if per_animal["value"].notna().sum() == 0:
-            # Nothing to test, but say so: the measure keeps a row (its note) instead of vanishing.
-            empty = dict.fromkeys(STATS_COLUMNS, np.nan)
-            empty |= {"measure": str(measure), "analysis": "lmm_group_x_time", "significant": False}
-            empty["note"] = f"no values: all {len(g)} session value(s) are NaN (see the data-quality table)"
-            frames.append(pd.DataFrame([empty], columns=list(STATS_COLUMNS)))
-            continue
-        frames.append(analyse_measure(per_animal, str(measure), baseline=baseline, alpha=alpha))
+        tasks.append((str(measure), len(g), per_animal))
+    frames = list(map_fn(partial(_analyse_task, baseline=baseline, alpha=alpha), tasks))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(STATS_COLUMNS))
+
+
+def _analyse_task(task: tuple[str, int, pd.DataFrame], *, baseline: str, alpha: float) -> pd.DataFrame:
+    measure, n_sessions, per_animal = task
+    if per_animal["value"].notna().sum() == 0:
+        # Nothing to test, but say so: the measure keeps a row (its note) instead of vanishing.
+        empty = dict.fromkeys(STATS_COLUMNS, np.nan)
+        empty |= {"measure": measure, "analysis": "lmm_group_x_time", "significant": False}
+        empty["note"] = f"no values: all {n_sessions} session value(s) are NaN (see the data-quality table)"
+        return pd.DataFrame([empty], columns=list(STATS_COLUMNS))
+    return analyse_measure(per_animal, measure, baseline=baseline, alpha=alpha)
