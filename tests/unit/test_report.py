@@ -143,3 +143,17 @@ def test_heatmap_reference_matches_the_baseline_label_in_any_case(tmp_path, labe
     assert "z-score against Control animals at baseline" in html
     change = pd.read_csv(tmp_path / "out" / "change_from_baseline.csv")
     assert len(change) == 24 and (change.loc[change["timepoint"] == label, "change"] == 0).all()
+
+
+def test_two_worker_processes_give_the_same_statistics_and_report(tmp_path):
+    """Fits and figures spread over spawned processes come back in order and unchanged."""
+    measures = pd.concat([_study("latency_ipsi_s"), _study("latency_contra_s"), _study("withdrawal_count")])
+    measures.loc[measures["measure"] == "latency_contra_s", "value"] *= 0.5  # measures differ from each other
+    one = write_outputs(tmp_path / "one", measures, pd.DataFrame(), NO_FAILURES)
+    two = write_outputs(tmp_path / "two", measures, pd.DataFrame(), NO_FAILURES, n_jobs=2)
+    stats_one, stats_two = pd.read_csv(one["stats"]), pd.read_csv(two["stats"])
+    assert stats_one["measure"].nunique() == 3
+    pd.testing.assert_frame_equal(stats_one, stats_two)
+    strip = re.compile(r"\d{4}-\d\d-\d\dT[\d:.+]+")  # the report's timestamp
+    html_one, html_two = (strip.sub("", p["report"].read_text()) for p in (one, two))
+    assert html_one.count("data:image/png") >= 3 and html_one == html_two
