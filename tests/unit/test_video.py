@@ -176,6 +176,20 @@ def test_truncated_videos_are_caught(tmp_path, clip):
         probe_video(tmp_path / "tail_cut.mp4")
 
 
+def test_a_probed_file_overwritten_in_place_is_probed_again(tmp_path, clip):
+    """probe_video keeps its answer per file state: a file cut short (or replaced) after a probe is seen as it is."""
+    path, _ = clip
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(path.read_bytes())
+    assert probe_video(copy).n_frames == 90
+    assert probe_video(copy).path == copy  # the kept answer names the path asked about
+    copy.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # as a copy that stopped half way
+    with pytest.raises(VideoError, match="truncated or corrupt video"):
+        probe_video(copy)
+    write_video(copy, light_clip(30, []), fps=30)
+    assert probe_video(copy).n_frames == 30
+
+
 def test_a_one_frame_video_is_a_video_not_a_truncated_one(tmp_path):
     # the end-of-file seek cannot land back on a file's only frame: it was refused as "1 frames but only 1"
     path = write_video(tmp_path / "one.mp4", light_clip(1, []), fps=2.0)
