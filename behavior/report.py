@@ -292,10 +292,6 @@ def render_report(
         data = per_animal[per_animal["measure"] == m]
         if data["value"].notna().any():
             drawn.append((m, label, data, stats[stats["measure"] == m]))
-    pngs = map_fn(partial(_time_course_task, groups=groups, timepoints=timepoints, control=control, names=names), drawn)
-    figures = [{"label": label, "png": png} for (_, label, _, _), png in zip(drawn, pngs, strict=True)]
-    for m in measure_order:
-        label = info[m].label if m in info and info[m].label else m
         row = stats[(stats["measure"] == m) & (stats["analysis"] == "lmm_group_x_time")]
         if not row.empty:
             r = row.iloc[0]
@@ -310,6 +306,8 @@ def render_report(
                     "note": r["note"] if isinstance(r["note"], str) else "",
                 }
             )
+    pngs = map_fn(partial(_time_course_task, groups=groups, timepoints=timepoints, control=control, names=names), drawn)
+    figures = [{"label": label, "png": png} for (_, label, _, _), png in zip(drawn, pngs, strict=True)]
     heatmap, reference, undirected = _heatmap(battery, config, names, control)
     pairwise = []
     for _, r in stats[stats["analysis"].isin(["pairwise", "auc_pairwise"])].iterrows():
@@ -428,18 +426,47 @@ def write_outputs(
     depend on it).
     """
     with _process_map(n_jobs) as map_fn:
-        return _write_outputs(
-            out_dir,
-            measures,
-            quality,
-            failures,
-            config=config,
-            unblind=unblind,
-            provenance=provenance,
-            parameters=parameters,
-            title=title,
-            map_fn=map_fn,
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        config = config or BatteryConfig.load("default")
+        battery = battery_table(measures, config)
+        stats = analyse_measures(measures, baseline=config.baseline_timepoint, alpha=config.alpha, map_fn=map_fn)
+        paths = {
+            "measures": out / "measures.csv",
+            "battery": out / "battery.csv",
+            "stats": out / "stats.csv",
+            "quality": out / "quality.csv",
+            "trial_counts": out / "trial_counts.csv",
+            "failures": out / "failures.csv",
+            "change": out / "change_from_baseline.csv",
+            "report": out / "report.html",
+        }
+        measures.to_csv(paths["measures"], index=False)
+        battery.to_csv(paths["battery"], index=False)
+        stats.to_csv(paths["stats"], index=False)
+        quality.drop(columns=["trial_counts"], errors="ignore").to_csv(paths["quality"], index=False)
+        trial_counts_table(quality).to_csv(paths["trial_counts"], index=False)
+        failures.to_csv(paths["failures"], index=False)
+        change_from_baseline_table(measures, config.baseline_timepoint).to_csv(paths["change"], index=False)
+        measures.to_parquet(out / "measures.parquet", index=False)
+        battery.to_parquet(out / "battery.parquet", index=False)
+        paths["report"].write_text(
+            render_report(
+                measures,
+                battery,
+                stats,
+                quality,
+                failures,
+                config,
+                title=title,
+                unblind=unblind,
+                provenance=provenance,
+                parameters=parameters,
+                out_dir=out,
+                map_fn=map_fn,
+            )
         )
+        return paths
 
 
 @contextmanager
@@ -454,59 +481,3 @@ def _process_map(n_jobs: int) -> Iterator[Callable[..., Iterable[Any]]]:
     # spawned, not forked: the parent may hold torch / ONNX Runtime threads that a fork would copy mid-state
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield lambda fn, items: list(pool.map(fn, items))
-
-
-def _write_outputs(
-    out_dir: str | Path,
-    measures: pd.DataFrame,
-    quality: pd.DataFrame,
-    failures: pd.DataFrame,
-    *,
-    config: BatteryConfig | None,
-    unblind: dict[str, str] | None,
-    provenance: dict[str, Any] | None,
-    parameters: dict[str, Any] | None,
-    title: str,
-    map_fn: Callable[..., Iterable[Any]],
-) -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config = config or BatteryConfig.load("default")
-    battery = battery_table(measures, config)
-    stats = analyse_measures(measures, baseline=config.baseline_timepoint, alpha=config.alpha, map_fn=map_fn)
-    paths = {
-        "measures": out / "measures.csv",
-        "battery": out / "battery.csv",
-        "stats": out / "stats.csv",
-        "quality": out / "quality.csv",
-        "trial_counts": out / "trial_counts.csv",
-        "failures": out / "failures.csv",
-        "change": out / "change_from_baseline.csv",
-        "report": out / "report.html",
-    }
-    measures.to_csv(paths["measures"], index=False)
-    battery.to_csv(paths["battery"], index=False)
-    stats.to_csv(paths["stats"], index=False)
-    quality.drop(columns=["trial_counts"], errors="ignore").to_csv(paths["quality"], index=False)
-    trial_counts_table(quality).to_csv(paths["trial_counts"], index=False)
-    failures.to_csv(paths["failures"], index=False)
-    change_from_baseline_table(measures, config.baseline_timepoint).to_csv(paths["change"], index=False)
-    measures.to_parquet(out / "measures.parquet", index=False)
-    battery.to_parquet(out / "battery.parquet", index=False)
-    paths["report"].write_text(
-        render_report(
-            measures,
-            battery,
-            stats,
-            quality,
-            failures,
-            config,
-            title=title,
-            unblind=unblind,
-            provenance=provenance,
-            parameters=parameters,
-            out_dir=out,
-            map_fn=map_fn,
-        )
-    )
-    return paths
