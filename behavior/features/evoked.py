@@ -321,6 +321,19 @@ def _hargreaves_methods(config: HargreavesConfig) -> str:
         f"Hargreaves: withdrawal latency after each heat onset, {_detection_text(w)}; a trial without withdrawal "
         f"by the {config.cutoff_s:g} s cut-off is censored and enters the paw's mean at the cut-off. "
         f"{_unknown_text(w)}; they are left out of the mean and counted per measure in the data-quality table."
+        + _onset_shift_text(w)
+    )
+
+
+def _onset_shift_text(w: WithdrawalParams) -> str:
+    if not w.onset_shift_s:
+        return ""
+    return (
+        f" A displacement starting within {w.onset_shift_s:g} s of the onset that then held still for "
+        f"{w.baseline_s:g} s was read as the stimulus shifting the keypoint (the lamp's glow), not as a "
+        "withdrawal: the search went on from the shifted position (trials counted as scored after a keypoint "
+        "shift at onset); a shifted point that went back to its old rest without moving away left the trial "
+        "unscored (onset_shift)."
     )
 
 
@@ -346,6 +359,8 @@ _OUTCOME_LABELS = {
     "recording_ended": "not scored: video ended",
     "untracked": "not scored: untracked in window",
     "interrupted": "not scored: next stimulus before cut-off",
+    "onset_shifted": "scored after a keypoint shift at onset",
+    "onset_shift": "not scored: shift at onset went back",
 }
 _TRIAL_QUALITY = ("low_confidence_fraction", "trials", "censored_trials", *(f"{q}_trials" for q in UNKNOWN_OUTCOMES))
 

@@ -15,6 +15,17 @@ before the window does and no withdrawal was seen (``recording_ended``), or more
 is seen withdrawn, right after it is seen displaced, or until the cut-off (``untracked``: a withdrawal
 could hide in them), or the next onset on the same paw comes before the window ends with no withdrawal
 seen (``interrupted``, Hargreaves). Callers leave such trials out of their means and count them.
+
+A stimulus can move the paw's *keypoint* without moving the paw: the heat lamp's glow under the
+paw shifts where a pose model places the point by a few pixels for as long as the lamp is on. With
+``onset_shift_s`` set, the resting position is taken again after the onset: if the point holds still
+for ``baseline_s`` from the onset, or from a displacement that starts within ``onset_shift_s`` of it
+(every frame within the threshold of their median), that still position is the rest the search
+starts from, and the trial carries its distance from the rest before the onset (``onset_shift_px``).
+A point that moves on at once is searched from the old rest as before (a withdrawal). If a shift
+larger than the threshold later goes back to the old rest with no movement away, the shift and a
+withdrawal cannot be told apart (a quick lift held still, then put down) and the outcome is unknown
+(``onset_shift``).
 """
 
 from __future__ import annotations
@@ -53,11 +64,13 @@ TRIAL_COLUMNS = (
     "intensity",
     "quality",
     "untracked_fraction",
+    "threshold_px",
+    "onset_shift_px",
 )
 
 #: Trial qualities: ``ok`` (a response, or a non-response censored at the window's end) and the
 #: reasons a trial's outcome is unknown (:data:`UNKNOWN_OUTCOMES`).
-TRIAL_QUALITIES = ("ok", "no_baseline", "recording_ended", "untracked", "interrupted")
+TRIAL_QUALITIES = ("ok", "no_baseline", "recording_ended", "untracked", "interrupted", "onset_shift")
 UNKNOWN_OUTCOMES = TRIAL_QUALITIES[1:]
 
 
@@ -78,6 +91,14 @@ class WithdrawalParams(BaseModel):
         le=1,
         description="A trial with more of its searched frames untracked (after gap filling) is not scored.",
     )
+    onset_shift_s: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Rest taken again after the onset: a point still from the onset, or from a displacement "
+            "starting this soon after it, is the stimulus moving the keypoint (lamp glow); 0: off."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -92,6 +113,7 @@ class WithdrawalTrial:
     threshold_px: float
     quality: str
     untracked_fraction: float = 0.0
+    onset_shift_px: float = 0.0
 
 
 def _robust_sd(values: np.ndarray) -> float:
@@ -169,7 +191,9 @@ def detect_withdrawal(
         withdrawal was seen), ``untracked`` (more than ``max_untracked_fraction`` of the frames
         searched, up to the withdrawal or the window's end, are not tracked; or an untracked stretch
         before the withdrawal touches a displaced frame or runs to the window's end, so a withdrawal
-        may have started unseen in it). ``untracked_fraction`` is that fraction.
+        may have started unseen in it), ``onset_shift`` (with ``onset_shift_s``: the keypoint shifted at
+        the onset, held, and went back to its old rest without moving away). ``untracked_fraction`` is
+        that fraction; ``onset_shift_px`` the shift at the onset the search started from (0: none).
     """
     params = params or WithdrawalParams()
     track = np.asarray(track_px, dtype=float)
@@ -196,25 +220,51 @@ def detect_withdrawal(
     distance = np.linalg.norm(after - rest, axis=1)
     untracked = ~np.isfinite(distance)
     beyond = np.where(untracked, False, distance > threshold)
-    if len(beyond) >= k:
-        runs = np.convolve(beyond.astype(int), np.ones(k, dtype=int), mode="valid")  # runs[i]: beyond[i:i+k]
-        hits = np.flatnonzero(runs[:n_window] >= k)
-    else:
-        hits = np.array([], dtype=int)
-    searched = untracked[: int(hits[0]) + 1] if hits.size else untracked[:n_window]
+    hit = _first_run(beyond, k, n_window)
+    shift_px = 0.0
+    shift_frames = round(params.onset_shift_s * fps)
+    if shift_frames > 0:
+        # The stimulus may move the keypoint without moving the paw (the lamp's glow): if the point holds
+        # still from the onset (or from a displacement starting within onset_shift_s) for baseline_s,
+        # that still position is the paw's rest while the stimulus is on, and the search starts from it.
+        first = hit if hit is not None and hit < shift_frames else 0
+        held = after[first : min(first + max(shift_frames, round(params.baseline_s * fps), k), n_window)]
+        held = held[np.isfinite(held).all(axis=1)]
+        shifted = np.median(held, axis=0) if len(held) >= k else rest
+        if len(held) >= k and np.all(np.linalg.norm(held - shifted, axis=1) <= threshold):
+            shift_px = float(np.linalg.norm(shifted - rest))
+            beyond = np.where(untracked, False, np.linalg.norm(after - shifted, axis=1) > threshold)
+            beyond[:first] = False  # before a shift the paw sat at its old rest
+            hit = _first_run(beyond, k, n_window)
+            if shift_px > threshold and hit is not None and np.all(distance[hit : hit + k] <= threshold):
+                # back where it rested before the onset, without moving away: a shift that went away, or a
+                # quick lift held still and put down? The outcome is unknown.
+                return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "onset_shift", 0.0, shift_px)
+    searched = untracked[: hit + 1] if hit is not None else untracked[:n_window]
     fraction = float(searched.mean()) if searched.size else 0.0
     if fraction > params.max_untracked_fraction:
-        return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction)
-    if _hidden_withdrawal(beyond, untracked, int(hits[0]) if hits.size else n_window):
-        return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction)
-    if hits.size == 0:
+        return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction, shift_px)
+    if _hidden_withdrawal(beyond, untracked, hit if hit is not None else n_window):
+        return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "untracked", fraction, shift_px)
+    if hit is None:
         if recording_ended:
-            return WithdrawalTrial(stimulus_frame, None, nan, False, False, threshold, "recording_ended", fraction)
-        return WithdrawalTrial(stimulus_frame, None, window_s, False, True, threshold, "ok", fraction)
-    frame = stimulus_frame + 1 + int(hits[0])
+            return WithdrawalTrial(
+                stimulus_frame, None, nan, False, False, threshold, "recording_ended", fraction, shift_px
+            )
+        return WithdrawalTrial(stimulus_frame, None, window_s, False, True, threshold, "ok", fraction, shift_px)
+    frame = stimulus_frame + 1 + hit
     return WithdrawalTrial(
-        stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok", fraction
+        stimulus_frame, frame, (frame - stimulus_frame) / fps, True, False, threshold, "ok", fraction, shift_px
     )
+
+
+def _first_run(beyond: np.ndarray, k: int, n_window: int) -> int | None:
+    """Index of the first frame within the window that starts ``k`` consecutive frames beyond, or None."""
+    if len(beyond) < k:
+        return None
+    runs = np.convolve(beyond.astype(int), np.ones(k, dtype=int), mode="valid")  # runs[i]: beyond[i:i+k]
+    hits = np.flatnonzero(runs[:n_window] >= k)
+    return int(hits[0]) if hits.size else None
 
 
 def _next_onset_of_same_paw(times: np.ndarray, keypoints: Sequence[str]) -> np.ndarray:
@@ -359,13 +409,15 @@ def withdrawal_trials(
                 "intensity": float(intensity) if intensity is not None and pd.notna(intensity) else np.nan,
                 "quality": trial.quality,
                 "untracked_fraction": trial.untracked_fraction,
+                "threshold_px": trial.threshold_px,
+                "onset_shift_px": trial.onset_shift_px,
             }
         )
     return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
 
 
 #: Columns of :func:`count_trials`.
-TRIAL_COUNT_COLUMNS = ("measure", "trials", "responded", "censored", *UNKNOWN_OUTCOMES)
+TRIAL_COUNT_COLUMNS = ("measure", "trials", "responded", "censored", "onset_shifted", *UNKNOWN_OUTCOMES)
 
 
 def count_trials(trials: pd.DataFrame) -> list[dict[str, int | str]]:
@@ -381,7 +433,9 @@ def count_trials(trials: pd.DataFrame) -> list[dict[str, int | str]]:
     -------
     list of dict
         One record per measure with :data:`TRIAL_COUNT_COLUMNS`: trials, responses, censored
-        non-responses, and the trials of unknown outcome by reason.
+        non-responses, the scored trials whose keypoint shifted at the onset by more than half the
+        threshold (``onset_shifted``: scored from the shifted rest) and the trials of unknown outcome by
+        reason.
     """
     measure = trials["measure"].fillna("unassigned") if "measure" in trials else pd.Series("all", trials.index)
     out = []
@@ -392,6 +446,9 @@ def count_trials(trials: pd.DataFrame) -> list[dict[str, int | str]]:
             "trials": len(t),
             "responded": int((ok & t["responded"].astype(bool)).sum()),
             "censored": int((ok & t["censored"].astype(bool)).sum()),
+            "onset_shifted": int((ok & (t["onset_shift_px"] > t["threshold_px"] / 2)).sum())
+            if "onset_shift_px" in t
+            else 0,
         }
         row.update({q: int((t["quality"] == q).sum()) for q in UNKNOWN_OUTCOMES})
         out.append(row)
