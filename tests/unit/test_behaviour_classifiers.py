@@ -391,3 +391,23 @@ def test_poses_without_a_confidence_variable_are_scored_as_seen(trained):
     sure["confidence"].values[:] = 1.0
     b = apply_classifier(clf, sure, side="left")
     pd.testing.assert_frame_equal(a.frames, b.frames)
+
+
+def test_the_smoothing_search_f1_is_sklearns_macro_f1():
+    from sklearn.metrics import f1_score
+
+    from behavior.classifiers.model import _macro_f1
+
+    rng = np.random.default_rng(0)
+    classes = ["flinch", "lick", "none", "rear"]
+    for i in range(60):
+        y = rng.choice(classes, 400, p=[0.1, 0.1, 0.7, 0.1])
+        pred = rng.choice(classes, 400, p=[0.1, 0.2, 0.6, 0.1])
+        if i % 3 == 0:
+            pred[pred == "rear"] = "none"  # a behaviour never predicted
+        if i % 5 == 0:
+            y[y == "flinch"] = "none"  # a behaviour predicted but never labelled
+        present = [c for c in classes if c != "none" and ((y == c).any() or (pred == c).any())]
+        expected = f1_score(y, pred, labels=present, average="macro", zero_division=0)
+        assert _macro_f1(y, pred, classes) == pytest.approx(expected, abs=1e-12)
+    assert _macro_f1(np.array(["none"] * 5), np.array(["none"] * 5), classes) == 1.0
