@@ -216,6 +216,10 @@ DEMO_FACE_EPOCHS = 40
 #: the onset until the Hargreaves detector took the rest again after it (withdrawal.onset_shift_s):
 #: bench/hargreaves_from_video.py scores all 72 of the demo's trials within a frame with either model.
 DEMO_FROZEN_LAYERS = 5
+#: Assays the demo scores from their pose files alone: their videos are never read, and encoding them was
+#: a third of the simulation's time. (Gait reads print areas from its videos; Hargreaves and grimace go
+#: through pose models, burrowing reads the tube.)
+DEMO_POSE_FILE_ONLY = ("von_frey", "pain_box", "place_preference")
 
 
 def demo(
@@ -252,6 +256,7 @@ def demo(
             animals_per_group=animals_per_group,
             assays=assays,
             n_jobs=min(2, os.cpu_count() or 1),
+            without_video=[a for a in DEMO_POSE_FILE_ONLY if a in assays],
             progress=lambda d, t: progress.update(task, completed=d, total=t),
         )
         torch.set_num_threads(os.cpu_count() or 1)

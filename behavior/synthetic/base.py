@@ -312,16 +312,22 @@ def to_jsonable(value: Any) -> Any:
 # ------------------------------------------------------------------------------------------- files
 
 
-def write_clip(clip: Clip, out_dir: str | Path, *, crf: int = DEFAULT_CRF) -> dict[str, Path]:
+def write_clip(clip: Clip, out_dir: str | Path, *, crf: int = DEFAULT_CRF, video: bool = True) -> dict[str, Path]:
     """Write a clip as the four files a rig would produce.
 
     ``<stem>.mp4`` (H.264), ``<stem>.h5`` (DeepLabCut layout), ``<stem>.json`` (session sidecar whose
     ``video`` and ``pose`` point at the two files, relative) and ``<stem>.truth.json``.
 
+    Parameters
+    ----------
+    video
+        False: no ``.mp4`` (a session scored from its pose file only; encoding is most of a clip's
+        writing time), and the sidecar names no video.
+
     Returns
     -------
     dict
-        Paths under the keys ``video``, ``pose``, ``sidecar``, ``truth``.
+        Paths under the keys ``video`` (only when written), ``pose``, ``sidecar``, ``truth``.
     """
     from behavior.video import write_video
     from pose_models.io import save_poses  # imported here: the I/O layer is optional for in-memory use
@@ -335,9 +341,12 @@ def write_clip(clip: Clip, out_dir: str | Path, *, crf: int = DEFAULT_CRF) -> di
         "sidecar": out_dir / f"{stem}.json",
         "truth": out_dir / f"{stem}.truth.json",
     }
-    write_video(paths["video"], clip.frames, clip.playback_fps, crf=crf)
+    if video:
+        write_video(paths["video"], clip.frames, clip.playback_fps, crf=crf)
+    else:
+        del paths["video"]
     save_poses(clip.poses, paths["pose"])
-    session = clip.session.model_copy(update={"video": paths["video"], "pose": paths["pose"]})
+    session = clip.session.model_copy(update={"video": paths.get("video"), "pose": paths["pose"]})
     write_session_sidecar(session, paths["sidecar"])
     paths["truth"].write_text(json.dumps(clip.truth, indent=1) + "\n")
     return paths

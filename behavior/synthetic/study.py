@@ -34,7 +34,7 @@ import dataclasses
 import json
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -555,18 +555,18 @@ def plan_study(
     return StudyPlan(sessions=sessions, truth=pd.DataFrame(truth_rows), design=to_jsonable(design))
 
 
-def _run_task(task: tuple[PlannedSession, Path]) -> dict[str, Any]:
-    """Simulate and write one session; return its file names, fps and scale."""
-    planned, out_dir = task
+def _run_task(task: tuple[PlannedSession, Path, bool]) -> dict[str, Any]:
+    """Simulate and write one session (its video too, unless told not to); return its file names, fps and scale."""
+    planned, out_dir, video = task
     clip = simulate_clip(
         planned.assay, seed=planned.seed, name=planned.name, session_fields=planned.session_fields, **planned.params
     )
-    paths = write_clip(clip, out_dir)
+    paths = write_clip(clip, out_dir, video=video)
     events = ""
     if clip.session.events:
         events = write_events(clip.session.events, out_dir / f"{clip.name}.events.csv").name
     return {
-        "video": paths["video"].name,
+        "video": paths["video"].name if "video" in paths else "",
         "pose": paths["pose"].name,
         "events": events,
         "fps": float(clip.session.fps),
@@ -587,6 +587,7 @@ def simulate_study(
     baseline: StudyBaseline | None = None,
     progress: Callable[[int, int], None] | None = None,
     n_jobs: int = 1,
+    without_video: Collection[str] = (),
 ) -> Path:
     """Simulate and write a whole study (see the module docstring for the planted effects).
 
@@ -606,6 +607,9 @@ def simulate_study(
         Called as ``progress(done, total)`` after each session.
     n_jobs
         Worker processes (1 = in this process). Results do not depend on it.
+    without_video
+        Assays whose sessions are written without their video (scored from their pose files only); their
+        manifest rows name no video. Nothing else changes: the poses are those the video would show.
 
     Returns
     -------
@@ -625,7 +629,10 @@ def simulate_study(
         raise ValueError(f"expected n_jobs >= 1, got {n_jobs}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(s, out_dir) for s in plan.sessions]
+    unknown = sorted(set(without_video) - set(assays))
+    if unknown:
+        raise ValueError(f"without_video names assays the study does not simulate: {unknown}")
+    tasks = [(s, out_dir, s.assay not in without_video) for s in plan.sessions]
     results: list[dict[str, Any]] = []
     total = len(tasks)
     if n_jobs > 1:

@@ -511,3 +511,31 @@ def test_study_rejects_a_group_without_an_effect():
         plan_study(groups=("Control", "SNI"))
     with pytest.raises(ValueError, match="unknown assay"):
         plan_study(assays=("hargreaves", "catwalk"))
+
+
+def test_a_study_written_without_some_videos_has_the_same_poses_and_scores(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from behavior.batch import score_study
+    from behavior.synthetic import simulate_study
+    from pose_models.io import load_poses
+
+    design = {"seed": 2, "animals_per_group": 1, "timepoints": ("baseline",), "assays": ("von_frey", "gait")}
+    full = simulate_study(tmp_path / "full", **design)
+    lean = simulate_study(tmp_path / "lean", **design, without_video=["von_frey"])
+    rows = pd.read_csv(lean, dtype=str, keep_default_na=False)
+    von_frey = rows[rows["assay"] == "von_frey"]
+    assert (von_frey["video"] == "").all() and (rows[rows["assay"] == "gait"]["video"] != "").all()
+    assert not list((tmp_path / "lean").glob("*von_frey*.mp4")) and list((tmp_path / "lean").glob("*gait*.mp4"))
+    for sid in von_frey["session_id"]:
+        assert json.loads((tmp_path / "lean" / f"{sid}.json").read_text()).get("video") is None
+        a, b = (load_poses(tmp_path / d / f"{sid}.h5") for d in ("full", "lean"))
+        np.testing.assert_array_equal(a["position"].values, b["position"].values)
+    scored = [score_study(m, tmp_path / f"out{i}").measures for i, m in enumerate((full, lean))]
+    a, b = (m.sort_values(["session_id", "measure"]).reset_index(drop=True) for m in scored)
+    assert len(a) > 0 and a["value"].notna().any()
+    pd.testing.assert_frame_equal(a[["session_id", "measure", "value"]], b[["session_id", "measure", "value"]])
+    with pytest.raises(ValueError, match="does not simulate: \\['grimace'\\]"):
+        simulate_study(tmp_path / "bad", **design, without_video=["grimace"])
