@@ -14,6 +14,7 @@ fp32 export.
 
     .venv/bin/python bench/pose_accuracy.py [--datasets openfield lp-mirror] [--test-fractions 0.2 0.05]
         [--minutes M (default: no cap)] [--threads 2] [--out /tmp/painbattery-pose-bench] [--evaluate-only]
+        [--set train.frozen_layers=5]
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/painbattery-pose-bench"))
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate models already trained in --out")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="model config override, e.g. train.frozen_layers=5"
+    )
     args = parser.parse_args()
 
     import torch
@@ -53,7 +57,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}, "
-        f"time cap {args.minutes} min per model, seed {args.seed}"
+        f"time cap {args.minutes} min per model, seed {args.seed}, overrides {args.overrides or 'none'}"
     )
     for name in args.datasets:
         source, overrides = DATASETS[name]
@@ -64,7 +68,7 @@ def main() -> None:
             config = ModelConfig.model_validate(
                 apply_overrides(
                     load_config("models", "efficientnet_lite0_s16"),
-                    [*overrides, *([f"train.max_minutes={args.minutes}"] if args.minutes else [])],
+                    [*overrides, *args.overrides, *([f"train.max_minutes={args.minutes}"] if args.minutes else [])],
                 )
             )
             out = args.out / f"{name}_test{round(fraction * 100)}"
