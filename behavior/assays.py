@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,6 +284,10 @@ class AssaySpec:
 
 _REGISTRY: dict[str, AssaySpec] = {}
 _LOADED = False
+#: Loading imports every assay module (seconds: scipy, sklearn); a thread asking meanwhile waits for
+#: the whole registry instead of seeing the part loaded so far (the service's threads on a fresh start).
+_LOAD_LOCK = threading.Lock()
+_LOADING_THREAD: int | None = None
 
 
 def register_assay(spec: AssaySpec) -> AssaySpec:
@@ -293,23 +298,30 @@ def register_assay(spec: AssaySpec) -> AssaySpec:
 
 def _load_plugins() -> None:
     """Import the built-in assay modules, then any named by the environment or by entry points."""
-    global _LOADED
-    if _LOADED:
+    global _LOADED, _LOADING_THREAD
+    if _LOADED or threading.get_ident() == _LOADING_THREAD:  # loaded, or asked again while loading
         return
-    _LOADED = True
-    importlib.import_module("behavior.features")
-    names = [m.strip() for m in os.environ.get(ASSAY_MODULES_ENV, "").split(",") if m.strip()]
-    for name in names:
+    with _LOAD_LOCK:
+        if _LOADED:
+            return
+        _LOADING_THREAD = threading.get_ident()
         try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise UnknownAssayError(
-                f"{ASSAY_MODULES_ENV} names module {name!r}, which cannot be imported: {exc}"
-            ) from exc
-    from importlib.metadata import entry_points
+            importlib.import_module("behavior.features")
+            names = [m.strip() for m in os.environ.get(ASSAY_MODULES_ENV, "").split(",") if m.strip()]
+            for name in names:
+                try:
+                    importlib.import_module(name)
+                except ImportError as exc:
+                    raise UnknownAssayError(
+                        f"{ASSAY_MODULES_ENV} names module {name!r}, which cannot be imported: {exc}"
+                    ) from exc
+            from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                ep.load()
+            _LOADED = True
+        finally:
+            _LOADING_THREAD = None
 
 
 def registered_assays() -> dict[str, AssaySpec]:

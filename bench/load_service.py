@@ -182,6 +182,37 @@ class MemorySampler:
         self._thread.join()
 
 
+def wait_until_idle(processes: list[subprocess.Popen], timeout_s: float = 60.0) -> float:
+    """Wait until the started processes have finished importing (together under 10 % of a core for 1 s).
+
+    Measured from a cold start, the first uploads would time the workers' imports (torch, ONNX Runtime)
+    competing for the same two cores, not the service.
+    """
+    import psutil
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        for p in processes:
+            try:
+                proc = psutil.Process(p.pid)
+                for q in [proc, *proc.children(recursive=True)]:
+                    t = q.cpu_times()
+                    total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+    t0 = time.perf_counter()
+    last = cpu_seconds()
+    while time.perf_counter() - t0 < timeout_s:
+        time.sleep(1.0)
+        now = cpu_seconds()
+        if now - last < 0.1:
+            break
+        last = now
+    return time.perf_counter() - t0
+
+
 def upload_phase(
     url: str, headers: dict[str, str], study: int, payload: bytes, meta: dict, filename: str, clients: int, uploads: int
 ) -> dict:
@@ -360,7 +391,8 @@ def main() -> None:
                     except httpx.HTTPError:
                         time.sleep(0.2)
                 study = httpx.post(f"{url}/api/v1/studies", json={"name": "load"}, headers=headers).json()["id"]
-                print(f"{n_workers} workers:")
+                settle_s = wait_until_idle([server, *workers])
+                print(f"{n_workers} workers (the server and workers started and settled in {settle_s:.0f} s):")
                 payload, meta = recordings["pose"]
                 r = upload_phase(url, headers, study, payload, meta, "rec.h5", args.clients, args.uploads)
                 print_phase("pose files", len(payload), r)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from behavior.assays import registered_assays
 from service.db import DatabaseUnavailableError, make_engine, unavailable
 from service.db import session_factory as make_factory
 from service.deps import app_version
@@ -61,6 +62,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     max_idle = timedelta(hours=settings.upload_expiry_hours)
     app.state.factory = make_factory(app.state.engine)
     app.state.checker = FileChecker(settings.check_processes, settings.check_timeout_seconds)
+    app.state.checker.warm_up()
+    # the first upload would otherwise import every assay module (2-3 s) while its client waits
+    asyncio.get_running_loop().run_in_executor(None, registered_assays)
     await run_in_threadpool(_sweep_uploads, app, max_idle)
     task = asyncio.create_task(_sweeper(app, max_idle))
     yield

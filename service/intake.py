@@ -175,6 +175,17 @@ async def read_multipart(request: Any, partial: Path, limit: int) -> tuple[str, 
     return found["filename"], found["metadata"].decode("utf-8", errors="replace"), found["size"]
 
 
+def _load_readers() -> None:
+    """Import what :func:`check_file` opens files with (run in a checker child to warm it up)."""
+    import importlib.util
+
+    import pose_models.io
+    import pose_models.video  # noqa: F401
+
+    if importlib.util.find_spec("dask") is not None:
+        import dask.array  # noqa: F401  (xarray imports it on the first file it opens)
+
+
 class FileChecker:
     """Open received files in child processes (spawned, so no state of the API leaks into them).
 
@@ -191,6 +202,16 @@ class FileChecker:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
+
+    def warm_up(self) -> None:
+        """Start the child processes and load the readers now, not on the first uploads (fire and forget).
+
+        A spawned child imports the video and pose readers on its first check: 3-5 s on a small
+        machine, which the first uploads after a start would wait (p95 4.6 s in bench/load_service.py).
+        """
+        pool = self._executor()
+        for _ in range(self.processes):
+            pool.submit(_load_readers)
 
     def _discard(self) -> None:
         pool, self._pool = self._pool, None
